@@ -1,0 +1,77 @@
+/* ls.c - pgsnap ls: the live clones of the store. */
+#include "cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void help(void)
+{
+	printf("Usage: pgsnap ls [OPTIONS]\n\n"
+	       "List the clones of the store: id, snapshot, state, server "
+	       "pid, age and URL.\n\n"
+	       "  -q, --quiet   print ids only\n"
+	       "  -h, --help    show this help\n");
+}
+
+static void age(char *buf, size_t len, int64_t created_ms)
+{
+	long s = (long)((time(NULL) * 1000LL - created_ms) / 1000);
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, len, "%lds", s);
+	else if (s < 7200)
+		snprintf(buf, len, "%ldm", s / 60);
+	else
+		snprintf(buf, len, "%ldh", s / 3600);
+}
+
+int cmd_ls(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	pgsnap_store *s;
+	pgsnap_error err = { 0 };
+	pgsnap_clone *v;
+	size_t n, i;
+	int ch, quiet = 0;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'q': quiet = 1; break;
+		case 'h': help(); return EXIT_OK;
+		default: return bad_option("ls", argv, ch);
+		}
+	}
+	if (optind < argc)
+		return usage_error("ls", "unexpected argument '%s'",
+				   argv[optind]);
+	if (open_store(&s, NULL, &err) < 0)
+		return runtime_error(&err);
+	if (pgsnap_list(s, &v, &n, &err) < 0) {
+		pgsnap_store_close(s);
+		return runtime_error(&err);
+	}
+	if (!quiet && n)
+		printf("%-10s %-12s %-9s %-8s %-5s %s\n", "ID", "SNAPSHOT",
+		       "STATE", "PID", "AGE", "URL");
+	for (i = 0; i < n; i++) {
+		char url[4096], a[16];
+		if (quiet) {
+			printf("%s\n", v[i].id);
+			continue;
+		}
+		pgsnap_clone_url(&v[i], url, sizeof(url));
+		age(a, sizeof(a), v[i].created_ms);
+		printf("%-10s %-12s %-9s %-8d %-5s %s\n", v[i].id,
+		       v[i].snapshot, v[i].state, (int)v[i].pid, a, url);
+	}
+	free(v);
+	pgsnap_store_close(s);
+	return EXIT_OK;
+}

@@ -1,0 +1,205 @@
+/*
+ * internal.h - what the modules of libpgsnap share and the public header
+ * does not promise.  Tests link the internal archive and may use it.
+ */
+#ifndef PGSNAP_INTERNAL_H
+#define PGSNAP_INTERNAL_H
+
+#include "pgsnap.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define PGSNAP_HIDDEN __attribute__((visibility("hidden")))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- error.c -------------------------------------------------------- */
+
+/* Set err to code (a positive or negative errno) and a formatted message;
+ * returns the negative errno so callers can "return pgsnap_err(...)". */
+int pgsnap_err(pgsnap_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Like pgsnap_err, appending ": strerror(code)". */
+int pgsnap_errno(pgsnap_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prefix context to an error already set: "context: old message". */
+int pgsnap_err_wrap(pgsnap_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- cleanup attributes: one owner, one cleanup path ----------------- */
+
+void pgsnap_freep(void *p);
+void pgsnap_closep(int *fd);
+#define cleanup_free __attribute__((cleanup(pgsnap_freep)))
+#define cleanup_close __attribute__((cleanup(pgsnap_closep)))
+
+static inline void *steal_ptr(void *pp)
+{
+	void **p = pp, *v = *p;
+	*p = NULL;
+	return v;
+}
+static inline int steal_fd(int *fd)
+{
+	int v = *fd;
+	*fd = -1;
+	return v;
+}
+
+/* ---- util.c ----------------------------------------------------------- */
+
+int64_t now_ms(void);
+int64_t mono_us(void);
+/* Strict decimal parse of a whole string into [min, max]. */
+int parse_long(const char *s, long min, long max, long *out);
+int random_hex(char *buf, size_t nbytes_hex);
+/* Join into a fixed buffer; -ENAMETOOLONG when it does not fit. */
+int path_join(char *buf, size_t len, const char *a, const char *b);
+int mkdir_p(const char *path, mode_t mode);
+/* Remove a tree without following symlinks; missing is fine. */
+int rm_rf(const char *path);
+int rm_rf_at(int dirfd, const char *name);
+/* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
+int read_file(const char *path, size_t max, char **out, size_t *len);
+/* Write data to path atomically: temp file, fsync, rename, fsync dir. */
+int write_file_atomic(const char *path, const char *data, size_t len,
+		      mode_t mode);
+/* Split a shell-like string into words (quotes and backslashes, no
+ * expansion).  *argv is one allocation; free() it. */
+int split_words(const char *s, char ***argv, int *argc);
+/* Start time of a process (field 22 of /proc/PID/stat), 0 if gone. */
+unsigned long long proc_start_time(pid_t pid);
+/* Is pid alive and started at start (when start is not 0)? */
+bool proc_alive(pid_t pid, unsigned long long start);
+int read_boot_id(char *buf, size_t len);
+/* Is the name safe as a single path component (ids, snapshot names)? */
+bool name_valid(const char *s, size_t maxlen);
+
+/* ---- store.c ---------------------------------------------------------- */
+
+struct pgsnap_store {
+	char home[512];      /* snapshots live here (disk) */
+	char run[512];       /* clones, sockets, registry (RAM when possible) */
+	char bindir[512];    /* PostgreSQL binaries */
+	char pg_version[32]; /* "15.18" */
+	int pg_major;
+	char user[64];       /* the server's OS user */
+	uid_t uid;           /* its uid and gid */
+	gid_t gid;
+	bool as_root;        /* pgsnap runs as root: switch to uid/gid */
+	char boot_id[40];
+};
+
+/* Switch this thread's filesystem identity to the server user (no-op when
+ * not root); returns the previous ids for fs_restore. */
+typedef struct fs_ids { int uid, gid; } fs_ids;
+fs_ids fs_become(const pgsnap_store *s);
+void fs_restore(fs_ids ids);
+/* Create a directory owned by the server user, mode 0700. */
+int mkdir_server(const pgsnap_store *s, const char *path);
+
+/* ---- spawn.c ---------------------------------------------------------- */
+
+typedef struct spawn_opts {
+	const pgsnap_store *store;   /* run as its server user when root */
+	int out_fd;                  /* stdout+stderr; -1: /dev/null */
+	const char *cwd;
+	bool new_session;            /* setsid(): survive our exit */
+	char *const *envp;           /* NULL: environ */
+} spawn_opts;
+
+/* vfork+execv (no shell); raw syscalls switch the uid in the child so no
+ * glibc lock or buffer state is touched.  Returns the pid or -errno. */
+pid_t spawn_process(const char *path, char *const argv[],
+		    const spawn_opts *o);
+/* Run to completion; returns exit status (0..255), 128+sig, or -errno. */
+int run_process(const char *path, char *const argv[], const spawn_opts *o);
+/* Wait for pid (any process, via pidfd) with a deadline in ms. 0 if it
+ * ended, -ETIMEDOUT otherwise. Reaps it when it is our child. */
+int wait_pid_exit(pid_t pid, int timeout_ms);
+int pidfd_open_pid(pid_t pid);
+
+/* ---- server.c --------------------------------------------------------- */
+
+typedef struct server_start {
+	const char *datadir;
+	const char *sockdir;
+	const char *log_path;
+	int port;
+	bool tcp;
+	const char *server_opts;     /* extra words for postgres */
+	int timeout_ms;
+} server_start;
+
+/* Start postgres on datadir and return once it accepts connections.
+ * On failure the error holds the server's own last log lines. */
+int server_start_ready(const pgsnap_store *s, const server_start *st,
+		       pid_t *pid, pgsnap_error *err);
+/* Fast shutdown; escalate to immediate and SIGKILL after deadlines. */
+int server_stop(pid_t pid, unsigned long long start, int timeout_ms);
+/* The last lines of a log file, joined with " | ", into buf. */
+void log_tail(const char *path, int lines, char *buf, size_t len);
+/* Pick a free TCP port on 127.0.0.1 (the server may still lose a race;
+ * callers retry on "address in use"). */
+int free_tcp_port(void);
+
+/* ---- registry.c ------------------------------------------------------- */
+
+typedef struct registry {
+	int lock_fd;
+	pgsnap_clone *recs;
+	size_t n, cap;
+	char path[600];
+} registry;
+
+int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err);
+void registry_unlock(registry *r);       /* also frees recs */
+int registry_save(registry *r, pgsnap_error *err);
+pgsnap_clone *registry_find(registry *r, const char *id);
+int registry_append(registry *r, const pgsnap_clone *c);
+void registry_delete(registry *r, pgsnap_clone *c);
+/* Parse/format the registry text (exposed for tests and the fuzzer). */
+int registry_parse(const char *text, size_t len, pgsnap_clone **recs,
+		   size_t *n, pgsnap_error *err);
+char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len);
+
+/* ---- snapshot.c ------------------------------------------------------- */
+
+int snapshot_dir(const pgsnap_store *s, const char *name, char *buf,
+		 size_t len);
+int snapshot_build_default(pgsnap_store *s, const char *name,
+			   pgsnap_error *err);
+
+/* ---- clone.c: the engines (strategy) ---------------------------------- */
+
+typedef struct clone_job {
+	const pgsnap_store *store;
+	const char *golden;          /* snapshot's data directory */
+	const char *snapdir;         /* snapshot directory (manifest, ...) */
+	const char *dir;             /* the clone's directory */
+	char datadir[600];           /* out: where postgres runs */
+} clone_job;
+
+typedef struct clone_engine {
+	pgsnap_method method;
+	const char *name;
+	/* Can this engine work for this store?  0 or -errno + reason. */
+	int (*probe)(const pgsnap_store *s, pgsnap_error *err);
+	/* Make job->datadir; on failure leave nothing made inside job->dir. */
+	int (*clone)(clone_job *job, pgsnap_error *err);
+	/* Undo what clone made (unmount etc.); files go with the clone dir. */
+	int (*release)(const pgsnap_store *s, const char *dir);
+} clone_engine;
+
+const clone_engine *clone_engine_for(pgsnap_method m);
+int clone_choose(const pgsnap_store *s, pgsnap_method want,
+		 const clone_engine **out, pgsnap_error *err);
+
+/* ---- url.c ------------------------------------------------------------ */
+
+size_t url_encode(const char *in, char *out, size_t len);
+
+#endif

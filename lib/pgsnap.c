@@ -1,0 +1,327 @@
+/*
+ * pgsnap.c - the top of the library: new, list and remove clones.
+ *
+ * A clone's life: a record in state "starting" (so gc can tell a half-made
+ * clone from an abandoned one), the directory, the clone of the snapshot,
+ * the server, then the record in state "ready".  The registry lock is held
+ * only to read and write records, never across a clone or a server start.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define START_TIMEOUT_MS 60000
+#define STOP_TIMEOUT_MS 10000
+#define PORT_TRIES 20
+
+/* Apply fn to the record id under the lock and save. */
+static int registry_edit(pgsnap_store *s, const char *id,
+			 int (*fn)(registry *, pgsnap_clone *, void *),
+			 void *arg, pgsnap_error *err)
+{
+	registry reg;
+	pgsnap_clone *c;
+	int r = registry_lock(s, &reg, err);
+
+	if (r < 0)
+		return r;
+	c = registry_find(&reg, id);
+	r = fn(&reg, c, arg);
+	if (r < 0)
+		pgsnap_err(err, r, "registry update failed");
+	else
+		r = registry_save(&reg, err);
+	registry_unlock(&reg);
+	return r;
+}
+
+static int edit_add(registry *reg, pgsnap_clone *found, void *arg)
+{
+	if (found)
+		return -EEXIST;
+	return registry_append(reg, arg);
+}
+
+static int edit_replace(registry *reg, pgsnap_clone *found, void *arg)
+{
+	(void)reg;
+	if (!found)
+		return -ENOENT;
+	*found = *(pgsnap_clone *)arg;
+	return 0;
+}
+
+static int edit_delete(registry *reg, pgsnap_clone *found, void *arg)
+{
+	(void)arg;
+	if (found)
+		registry_delete(reg, found);
+	return 0;
+}
+
+/* Make the clone directory under a fresh random id. */
+static int make_clone_dir(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
+{
+	int tries, r = 0;
+
+	for (tries = 0; tries < 8; tries++) {
+		random_hex(c->id, 8);
+		snprintf(c->dir, sizeof(c->dir), "%s/clones/%s", s->run, c->id);
+		r = mkdir_server(s, c->dir);
+		if (r == 0)
+			return 0;
+		if (r != -EEXIST)
+			break;
+	}
+	return pgsnap_errno(err, r, "cannot create clone directory %s", c->dir);
+}
+
+static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
+			pgsnap_clone *c, pgsnap_error *err)
+{
+	char logp[600];
+	server_start st = { 0 };
+	int tries, r;
+
+	snprintf(c->sockdir, sizeof(c->sockdir), "%s/sock", c->dir);
+	/* sun_path holds 107 bytes: ".s.PGSQL.65535" must fit after it. */
+	if (strlen(c->sockdir) + sizeof("/.s.PGSQL.65535") > 108)
+		return pgsnap_err(err, ENAMETOOLONG,
+			"socket directory %s is too long for a Unix socket "
+			"(108 bytes); use a shorter PGSNAP_HOME", c->sockdir);
+	r = mkdir_server(s, c->sockdir);
+	if (r < 0)
+		return pgsnap_errno(err, r, "cannot create %s", c->sockdir);
+	snprintf(logp, sizeof(logp), "%s/log", c->dir);
+	st.datadir = c->datadir;
+	st.sockdir = c->sockdir;
+	st.log_path = logp;
+	st.tcp = o->tcp;
+	st.server_opts = o->server_opts;
+	st.timeout_ms = START_TIMEOUT_MS;
+	for (tries = 0; tries < PORT_TRIES; tries++) {
+		st.port = o->tcp ? free_tcp_port() : 5432;
+		if (st.port < 0)
+			return pgsnap_errno(err, st.port, "no free TCP port");
+		r = server_start_ready(s, &st, &c->pid, err);
+		if (r != -EADDRINUSE || !o->tcp)
+			break;
+	}
+	if (r < 0)
+		return r;
+	c->port = st.port;
+	c->pid_start = proc_start_time(c->pid);
+	if (o->tcp)
+		snprintf(c->host, sizeof(c->host), "127.0.0.1");
+	return 0;
+}
+
+int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
+	       pgsnap_error *err)
+{
+	static const pgsnap_new_opts defaults = { 0 };
+	const char *snap;
+	char snapdir[600], golden[700];
+	const clone_engine *eng;
+	pgsnap_clone c;
+	clone_job job = { 0 };
+	bool made_dir = false, recorded = false, cloned = false;
+	int r;
+
+	if (!o)
+		o = &defaults;
+	snap = o->snapshot ? o->snapshot : "default";
+	if ((r = pgsnap_snapshot_ensure(s, snap, err)) < 0)
+		return r;
+	if ((r = clone_choose(s, o->method, &eng, err)) < 0)
+		return r;
+	snapshot_dir(s, snap, snapdir, sizeof(snapdir));
+	snprintf(golden, sizeof(golden), "%s/data", snapdir);
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.snapshot, sizeof(c.snapshot), "%s", snap);
+	snprintf(c.method, sizeof(c.method), "%s", eng->name);
+	snprintf(c.state, sizeof(c.state), "starting");
+	snprintf(c.user, sizeof(c.user), "postgres");
+	snprintf(c.dbname, sizeof(c.dbname), "postgres");
+	snprintf(c.os_user, sizeof(c.os_user), "%s", s->user);
+	snprintf(c.boot_id, sizeof(c.boot_id), "%s", s->boot_id);
+	c.creator = getpid();
+	c.creator_start = proc_start_time(c.creator);
+	c.owner = o->owner;
+	c.owner_start = o->owner ? proc_start_time(o->owner) : 0;
+	c.timeout_s = o->timeout_s;
+	c.keep = o->keep;
+	c.created_ms = now_ms();
+
+	if ((r = make_clone_dir(s, &c, err)) < 0)
+		return r;
+	made_dir = true;
+	snprintf(c.datadir, sizeof(c.datadir), "%s/data", c.dir);
+	if ((r = registry_edit(s, c.id, edit_add, &c, err)) < 0)
+		goto fail;
+	recorded = true;
+
+	job.store = s;
+	job.golden = golden;
+	job.snapdir = snapdir;
+	job.dir = c.dir;
+	if ((r = eng->clone(&job, err)) < 0)
+		goto fail;
+	cloned = true;
+	snprintf(c.datadir, sizeof(c.datadir), "%s", job.datadir);
+	if ((r = start_server(s, o, &c, err)) < 0)
+		goto fail;
+
+	snprintf(c.state, sizeof(c.state), "ready");
+	if ((r = registry_edit(s, c.id, edit_replace, &c, err)) < 0)
+		goto fail;
+	*out = c;
+	return 0;
+
+fail:
+	/* Roll back exactly what this call made, newest first. */
+	if (c.pid > 0)
+		server_stop(c.pid, c.pid_start, STOP_TIMEOUT_MS);
+	if (cloned)
+		eng->release(s, c.dir);
+	if (made_dir)
+		rm_rf(c.dir);
+	if (recorded)
+		registry_edit(s, c.id, edit_delete, NULL, NULL);
+	return r;
+}
+
+int pgsnap_list(pgsnap_store *s, pgsnap_clone **out, size_t *n,
+		pgsnap_error *err)
+{
+	registry reg;
+	int r = registry_lock(s, &reg, err);
+
+	if (r < 0)
+		return r;
+	*out = steal_ptr(&reg.recs);
+	*n = reg.n;
+	registry_unlock(&reg);
+	return 0;
+}
+
+/* Does ref name this clone: its id, its URL, its JDBC URL or its dir? */
+static bool clone_matches(const pgsnap_clone *c, const char *ref)
+{
+	char url[2048];
+
+	if (!strcmp(ref, c->id) || !strcmp(ref, c->dir) ||
+	    !strcmp(ref, c->datadir))
+		return true;
+	pgsnap_clone_url(c, url, sizeof(url));
+	if (!strcmp(ref, url))
+		return true;
+	pgsnap_clone_jdbc_url(c, url, sizeof(url));
+	return url[0] && !strcmp(ref, url);
+}
+
+/* Stop the server and remove the files of a clone that is already marked
+ * "stopping" (so no one else touches it). */
+static int destroy_clone(pgsnap_store *s, const pgsnap_clone *c,
+			 pgsnap_error *err)
+{
+	const clone_engine *eng = NULL;
+	pgsnap_method m;
+	char trash[700];
+	int r;
+
+	r = server_stop(c->pid, c->pid_start, STOP_TIMEOUT_MS);
+	if (r < 0)
+		return pgsnap_errno(err, r, "cannot stop server %d of clone %s",
+				    (int)c->pid, c->id);
+	if (pgsnap_method_parse(c->method, &m) == 0)
+		eng = clone_engine_for(m);
+	if (eng)
+		eng->release(s, c->dir);
+	/* Rename first: the clone is gone from its place at once, whatever
+	 * the cost of deleting its files. */
+	snprintf(trash, sizeof(trash), "%s/trash/%s", s->run, c->id);
+	if (rename(c->dir, trash) < 0) {
+		if (errno != ENOENT)
+			return pgsnap_errno(err, errno, "cannot move %s to %s",
+					    c->dir, trash);
+		return 0;
+	}
+	r = rm_rf(trash);
+	if (r < 0)
+		return pgsnap_errno(err, r, "cannot remove %s", trash);
+	return 0;
+}
+
+static int edit_mark_stopping(registry *reg, pgsnap_clone *found, void *arg)
+{
+	(void)reg;
+	if (!found)
+		return -ENOENT;
+	snprintf(found->state, sizeof(found->state), "stopping");
+	*(pgsnap_clone *)arg = *found;
+	return 0;
+}
+
+static int rm_one(pgsnap_store *s, const char *id, pgsnap_error *err)
+{
+	pgsnap_clone c;
+	int r = registry_edit(s, id, edit_mark_stopping, &c, err);
+
+	if (r < 0)
+		return r;
+	r = destroy_clone(s, &c, err);
+	if (r < 0)
+		return r;
+	return registry_edit(s, id, edit_delete, NULL, err);
+}
+
+int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)
+{
+	registry reg;
+	char id[32] = "";
+	size_t i;
+	int r = registry_lock(s, &reg, err);
+
+	if (r < 0)
+		return r;
+	for (i = 0; i < reg.n; i++) {
+		if (clone_matches(&reg.recs[i], ref)) {
+			snprintf(id, sizeof(id), "%s", reg.recs[i].id);
+			break;
+		}
+	}
+	registry_unlock(&reg);
+	if (!id[0])
+		return pgsnap_err(err, ENOENT, "no clone '%s' in this store "
+				  "(see 'pgsnap ls')", ref);
+	return rm_one(s, id, err);
+}
+
+int pgsnap_rm_all(pgsnap_store *s, size_t *removed, pgsnap_error *err)
+{
+	pgsnap_clone *v = NULL;
+	size_t n = 0, i;
+	int r = pgsnap_list(s, &v, &n, err), first = 0;
+
+	*removed = 0;
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		pgsnap_error e2;
+		r = rm_one(s, v[i].id, &e2);
+		if (r == 0)
+			(*removed)++;
+		else if (r != -ENOENT && !first) {
+			first = r;
+			if (err)
+				*err = e2;
+		}
+	}
+	free(v);
+	return first;
+}

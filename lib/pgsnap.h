@@ -1,0 +1,126 @@
+/*
+ * pgsnap.h - fresh, real PostgreSQL servers in milliseconds.
+ *
+ * The public API of libpgsnap.  A *store* holds named *snapshots* (golden,
+ * cleanly shut down data directories) and the *clones* made from them; each
+ * clone is a running postgres server on a copy-on-write copy of a snapshot.
+ *
+ * Conventions: every function that can fail returns 0 on success or a
+ * negative errno, and fills the caller's pgsnap_error (which may be NULL)
+ * with a one-line message.  The library never prints and never exits.
+ * Structures marked "public" may grow new fields at their end only.
+ */
+#ifndef PGSNAP_H
+#define PGSNAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PGSNAP_VERSION "0.1.0"
+
+#define PGSNAP_API __attribute__((visibility("default")))
+
+/* Error: the negative errno a call returned and a one-line message. */
+typedef struct pgsnap_error {
+	int code;
+	char msg[1024];
+} pgsnap_error;
+
+typedef struct pgsnap_store pgsnap_store;
+
+/* Options of pgsnap_store_open(); zero means "default" everywhere. */
+typedef struct pgsnap_store_opts {
+	const char *home;      /* PGSNAP_HOME; NULL: environment, then default */
+	const char *user;      /* server user when running as root */
+	const char *bindir;    /* PostgreSQL binaries; NULL: PGSNAP_PG_BINDIR, pg_config */
+} pgsnap_store_opts;
+
+PGSNAP_API int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *opts,
+		      pgsnap_error *err);
+PGSNAP_API void pgsnap_store_close(pgsnap_store *store);
+
+/* Clone methods; PGSNAP_METHOD_AUTO lets the store pick the best one. */
+typedef enum pgsnap_method {
+	PGSNAP_METHOD_AUTO = 0,
+	PGSNAP_METHOD_OVERLAY,
+	PGSNAP_METHOD_REFLINK,
+	PGSNAP_METHOD_COPY,
+} pgsnap_method;
+
+PGSNAP_API const char *pgsnap_method_name(pgsnap_method m);
+PGSNAP_API int pgsnap_method_parse(const char *name, pgsnap_method *out);
+
+/* Options of pgsnap_new(). */
+typedef struct pgsnap_new_opts {
+	const char *snapshot;      /* NULL: "default" */
+	int tcp;                   /* also listen on 127.0.0.1, free port */
+	const char *server_opts;   /* extra postgres options, shell-like words */
+	pgsnap_method method;      /* clone method */
+	long timeout_s;            /* -w: stop when idle after this; 0: never; <0: default */
+	int keep;                  /* -k: keep the data directory after stop */
+	pid_t owner;               /* the clone dies with this process; 0: none */
+	const char *now;           /* mock now(): a timestamp or "clock"; NULL: off */
+	int build_if_stale;        /* rebuild the snapshot from its recipe first */
+	int no_pool;               /* never take a pooled clone */
+} pgsnap_new_opts;
+
+/* A clone as the registry knows it (public). */
+typedef struct pgsnap_clone {
+	char id[32];
+	char snapshot[64];
+	char method[16];
+	char state[16];            /* starting, ready, stopping, pooled */
+	char user[64];             /* database user */
+	char dbname[64];
+	char password[64];         /* empty unless TCP */
+	char os_user[64];          /* the server's OS user */
+	char dir[512];             /* clone directory (data/, log, ...) */
+	char datadir[512];
+	char sockdir[512];
+	char host[64];             /* "127.0.0.1" when TCP, else empty */
+	int port;
+	pid_t pid;                 /* postmaster */
+	unsigned long long pid_start; /* its start time, clock ticks since boot */
+	pid_t owner;               /* --owner: the clone dies with it */
+	unsigned long long owner_start;
+	pid_t creator;             /* the process making it (while starting) */
+	unsigned long long creator_start;
+	int64_t created_ms;        /* wall clock, ms since the epoch */
+	long timeout_s;
+	int keep;
+	char boot_id[40];
+	char opts_sig[64];         /* hash of the server-changing options (pool) */
+} pgsnap_clone;
+
+/* Start a fresh server; *out receives a copy of its record. */
+PGSNAP_API int pgsnap_new(pgsnap_store *store, const pgsnap_new_opts *opts,
+	       pgsnap_clone *out, pgsnap_error *err);
+
+/* URL forms of a clone.  Return the length written or needed (snprintf). */
+PGSNAP_API int pgsnap_clone_url(const pgsnap_clone *c, char *buf, size_t len);
+PGSNAP_API int pgsnap_clone_jdbc_url(const pgsnap_clone *c, char *buf, size_t len);
+
+/* Live clones.  *out is malloc'ed; free() it. */
+PGSNAP_API int pgsnap_list(pgsnap_store *store, pgsnap_clone **out, size_t *n,
+		pgsnap_error *err);
+
+/* Stop a clone (fast shutdown) and remove its files; ref is an id or a URL. */
+PGSNAP_API int pgsnap_rm(pgsnap_store *store, const char *ref, pgsnap_error *err);
+
+/* Remove every clone of this store. *removed counts them. */
+PGSNAP_API int pgsnap_rm_all(pgsnap_store *store, size_t *removed, pgsnap_error *err);
+
+/* Make sure the named snapshot exists (building the shipped recipe if it is
+ * one), returning 0 when it is ready. */
+PGSNAP_API int pgsnap_snapshot_ensure(pgsnap_store *store, const char *name,
+			   pgsnap_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

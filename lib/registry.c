@@ -1,0 +1,356 @@
+/*
+ * registry.c - the record of every clone of a store.
+ *
+ * One text file, "run/registry": a header line, then one line per clone
+ * of tab-separated key=value fields (values %-escaped), so that fields can
+ * be added without breaking old readers.  Every change happens under an
+ * flock on "run/registry.lock" and is written to a temp file, fsynced and
+ * renamed: a crash leaves the old or the new file, never a torn one.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+
+#define HEADER "pgsnap-registry 1\n"
+#define MAX_REGISTRY (64u << 20)
+
+enum ftype { F_STR, F_INT, F_PID, F_ULL, F_I64, F_LONG };
+
+static const struct field {
+	const char *key;
+	enum ftype type;
+	size_t off, size;
+} fields[] = {
+#define S(k) { #k, F_STR, offsetof(pgsnap_clone, k), sizeof(((pgsnap_clone *)0)->k) }
+#define N(k, t) { #k, t, offsetof(pgsnap_clone, k), 0 }
+	S(id), S(snapshot), S(method), S(state), S(user), S(dbname),
+	S(password), S(os_user), S(dir), S(datadir), S(sockdir), S(host),
+	N(port, F_INT), N(pid, F_PID), N(pid_start, F_ULL), N(owner, F_PID),
+	N(owner_start, F_ULL), N(creator, F_PID), N(creator_start, F_ULL),
+	N(created_ms, F_I64), N(timeout_s, F_LONG),
+	N(keep, F_INT), S(boot_id), S(opts_sig),
+#undef S
+#undef N
+};
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int unescape(const char *in, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0, i;
+
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+		if (c == '%') {
+			int hi, lo;
+			if (len < i + 3)
+				return -EINVAL;
+			hi = hexval(in[i + 1]);
+			lo = hexval(in[i + 2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return -EINVAL;
+			c = (char)(hi * 16 + lo);
+			i += 2;
+		}
+		if (o + 1 >= outlen)
+			return -ENAMETOOLONG;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int set_field(pgsnap_clone *c, const struct field *f, const char *v,
+		     size_t len)
+{
+	char *dst = (char *)c + f->off;
+	char num[32];
+	long l;
+	int r;
+
+	if (f->type == F_STR)
+		return unescape(v, len, dst, f->size);
+	if (len == 0 || len >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, v, len);
+	num[len] = '\0';
+	switch (f->type) {
+	case F_INT:
+		r = parse_long(num, -1, 1 << 30, &l);
+		if (!r)
+			*(int *)dst = (int)l;
+		return r;
+	case F_PID:
+		r = parse_long(num, 0, 1 << 30, &l);
+		if (!r)
+			*(pid_t *)dst = (pid_t)l;
+		return r;
+	case F_LONG:
+		return parse_long(num, -1, 1L << 40, (long *)dst);
+	case F_ULL:
+	case F_I64: {
+		char *end;
+		unsigned long long u;
+		if (num[0] < '0' || num[0] > '9')
+			return -EINVAL;
+		errno = 0;
+		u = strtoull(num, &end, 10);
+		if (errno || *end || u > (1ULL << 62))
+			return -EINVAL;
+		if (f->type == F_ULL)
+			*(unsigned long long *)dst = u;
+		else
+			*(int64_t *)dst = (int64_t)u;
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+static int parse_line(const char *p, size_t len, pgsnap_clone *c)
+{
+	const char *end = p + len;
+
+	memset(c, 0, sizeof(*c));
+	while (p < end) {
+		const char *tab = memchr(p, '\t', (size_t)(end - p));
+		const char *eq;
+		size_t flen = (size_t)((tab ? tab : end) - p), i;
+
+		eq = memchr(p, '=', flen);
+		if (!eq)
+			return -EINVAL;
+		for (i = 0; i < ARRAY_SIZE(fields); i++) {
+			if (strlen(fields[i].key) == (size_t)(eq - p) &&
+			    !memcmp(fields[i].key, p, (size_t)(eq - p))) {
+				int r = set_field(c, &fields[i], eq + 1,
+						  (size_t)(p + flen - eq - 1));
+				if (r < 0)
+					return r;
+				break;
+			}
+		}
+		p += flen + (tab ? 1 : 0);
+	}
+	return name_valid(c->id, sizeof(c->id) - 1) ? 0 : -EINVAL;
+}
+
+int registry_parse(const char *text, size_t len, pgsnap_clone **recs,
+		   size_t *n, pgsnap_error *err)
+{
+	const char *p = text, *end = text + len;
+	pgsnap_clone *v = NULL;
+	size_t cnt = 0, cap = 0, lineno = 1;
+
+	*recs = NULL;
+	*n = 0;
+	if (len < strlen(HEADER) || memcmp(text, HEADER, strlen(HEADER)))
+		return pgsnap_err(err, EINVAL, "not a pgsnap registry "
+				  "(bad header)");
+	p += strlen(HEADER);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		int r;
+		lineno++;
+		if (!nl) {
+			free(v);
+			return pgsnap_err(err, EINVAL,
+				"line %zu is not terminated", lineno);
+		}
+		if (nl == p) {
+			p++;
+			continue;
+		}
+		if (cnt == cap) {
+			pgsnap_clone *nv;
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				return pgsnap_err(err, ENOMEM, "out of memory");
+			}
+			v = nv;
+		}
+		r = parse_line(p, (size_t)(nl - p), &v[cnt]);
+		if (r < 0) {
+			free(v);
+			return pgsnap_err(err, EINVAL, "line %zu is malformed",
+					  lineno);
+		}
+		cnt++;
+		p = nl + 1;
+	}
+	*recs = v;
+	*n = cnt;
+	return 0;
+}
+
+static void put_escaped(char **o, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == '%' || c == 0x7f)
+			*o += sprintf(*o, "%%%02x", c);
+		else
+			*(*o)++ = (char)c;
+	}
+}
+
+char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len)
+{
+	size_t cap = strlen(HEADER) + 1, i, j;
+	char *buf, *o;
+
+	for (i = 0; i < n; i++)
+		cap += 3 * sizeof(pgsnap_clone) + 64 * ARRAY_SIZE(fields);
+	buf = malloc(cap);
+	if (!buf)
+		return NULL;
+	o = buf + sprintf(buf, "%s", HEADER);
+	for (i = 0; i < n; i++) {
+		const char *c = (const char *)&recs[i];
+		for (j = 0; j < ARRAY_SIZE(fields); j++) {
+			const struct field *f = &fields[j];
+			const void *v = c + f->off;
+			o += sprintf(o, "%s%s=", j ? "\t" : "", f->key);
+			switch (f->type) {
+			case F_STR:
+				put_escaped(&o, v);
+				break;
+			case F_INT:
+				o += sprintf(o, "%d", *(const int *)v);
+				break;
+			case F_PID:
+				o += sprintf(o, "%d", (int)*(const pid_t *)v);
+				break;
+			case F_LONG:
+				o += sprintf(o, "%ld", *(const long *)v);
+				break;
+			case F_ULL:
+				o += sprintf(o, "%llu",
+					     *(const unsigned long long *)v);
+				break;
+			case F_I64:
+				o += sprintf(o, "%lld",
+					     (long long)*(const int64_t *)v);
+				break;
+			}
+		}
+		*o++ = '\n';
+	}
+	*o = '\0';
+	*len = (size_t)(o - buf);
+	return buf;
+}
+
+int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err)
+{
+	char lock[600];
+	cleanup_free char *text = NULL;
+	size_t len;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->lock_fd = -1;
+	if (path_join(lock, sizeof(lock), s->run, "registry.lock") < 0 ||
+	    path_join(r->path, sizeof(r->path), s->run, "registry") < 0)
+		return pgsnap_err(err, ENAMETOOLONG, "store path too long");
+	r->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (r->lock_fd < 0)
+		return pgsnap_errno(err, errno, "cannot open lock file %s", lock);
+	while (flock(r->lock_fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			rc = pgsnap_errno(err, errno, "cannot lock %s", lock);
+			registry_unlock(r);
+			return rc;
+		}
+	}
+	rc = read_file(r->path, MAX_REGISTRY, &text, &len);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0) {
+		pgsnap_errno(err, rc, "cannot read registry %s", r->path);
+		registry_unlock(r);
+		return rc;
+	}
+	rc = registry_parse(text, len, &r->recs, &r->n, err);
+	if (rc < 0) {
+		pgsnap_err_wrap(err, "registry %s is corrupt (run 'pgsnap gc "
+				"--repair' to rebuild it)", r->path);
+		registry_unlock(r);
+		return rc;
+	}
+	r->cap = r->n;
+	return 0;
+}
+
+void registry_unlock(registry *r)
+{
+	if (r->lock_fd >= 0)
+		close(r->lock_fd); /* closing drops the flock */
+	r->lock_fd = -1;
+	free(r->recs);
+	r->recs = NULL;
+	r->n = r->cap = 0;
+}
+
+int registry_save(registry *r, pgsnap_error *err)
+{
+	size_t len;
+	cleanup_free char *text = registry_format(r->recs, r->n, &len);
+	int rc;
+
+	if (!text)
+		return pgsnap_err(err, ENOMEM, "out of memory");
+	rc = write_file_atomic(r->path, text, len, 0600);
+	if (rc < 0)
+		return pgsnap_errno(err, rc, "cannot write registry %s",
+				    r->path);
+	return 0;
+}
+
+pgsnap_clone *registry_find(registry *r, const char *id)
+{
+	size_t i;
+	for (i = 0; i < r->n; i++)
+		if (!strcmp(r->recs[i].id, id))
+			return &r->recs[i];
+	return NULL;
+}
+
+int registry_append(registry *r, const pgsnap_clone *c)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		pgsnap_clone *v = realloc(r->recs, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->recs = v;
+		r->cap = cap;
+	}
+	r->recs[r->n++] = *c;
+	return 0;
+}
+
+void registry_delete(registry *r, pgsnap_clone *c)
+{
+	size_t i = (size_t)(c - r->recs);
+	if (i >= r->n)
+		return;
+	memmove(&r->recs[i], &r->recs[i + 1], (r->n - i - 1) * sizeof(*c));
+	r->n--;
+}

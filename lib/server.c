@@ -1,0 +1,222 @@
+/*
+ * server.c - run postgres on a data directory, know at once when it is
+ * ready, and stop it.
+ *
+ * Readiness: the postmaster rewrites line 8 of postmaster.pid to "ready"
+ * the moment it accepts connections.  We wait on inotify (that file
+ * changed) and on a pidfd (the server died) together, so there is no
+ * polling delay and no missed crash; a short poll timeout covers
+ * filesystems whose events do not reach us (older overlayfs).
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define LOCK_LINE_STATUS 8
+
+void log_tail(const char *path, int lines, char *buf, size_t len)
+{
+	char *text = NULL, *p;
+	size_t n, o = 0;
+	int seen = 0;
+
+	buf[0] = '\0';
+	if (read_file(path, 1 << 20, &text, &n) < 0)
+		return;
+	while (n && text[n - 1] == '\n')
+		text[--n] = '\0';
+	p = text + n;
+	while (p > text && seen < lines) {
+		p--;
+		if (*p == '\n')
+			seen++;
+	}
+	if (*p == '\n')
+		p++;
+	for (; *p && o + 4 < len; p++) {
+		if (*p == '\n') {
+			o += (size_t)snprintf(buf + o, len - o, " | ");
+		} else {
+			buf[o++] = *p;
+		}
+	}
+	buf[o < len ? o : len - 1] = '\0';
+	free(text);
+}
+
+/* 1: ready, 0: not yet, <0: the file names another server. */
+static int pidfile_ready(const char *datadir, pid_t pid)
+{
+	char path[700], buf[1024];
+	int fd, line = 1;
+	ssize_t n;
+	char *p, *nl;
+
+	snprintf(path, sizeof(path), "%s/postmaster.pid", datadir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (strtol(buf, NULL, 10) != pid)
+		return 0;
+	for (p = buf; line < LOCK_LINE_STATUS; line++) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			return 0;
+		p = nl + 1;
+	}
+	return strncmp(p, "ready", 5) == 0;
+}
+
+int free_tcp_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+	if (fd < 0)
+		return -errno;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int open_log(const pgsnap_store *s, const char *path)
+{
+	fs_ids ids = fs_become(s);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int r = fd < 0 ? -errno : fd;
+	fs_restore(ids);
+	return r;
+}
+
+int server_start_ready(const pgsnap_store *s, const server_start *st,
+		       pid_t *pidp, pgsnap_error *err)
+{
+	char prog[600], port[16], listen[64], tail[700];
+	cleanup_free char **extra = NULL;
+	const char *argv[64];
+	int argc = 0, nextra = 0, i, r;
+	cleanup_close int logfd = -1, ifd = -1, pfd = -1;
+	spawn_opts so = { 0 };
+	int64_t deadline;
+	pid_t pid;
+
+	if (st->server_opts && split_words(st->server_opts, &extra, &nextra) < 0)
+		return pgsnap_err(err, EINVAL,
+			"-o '%s': unbalanced quotes", st->server_opts);
+	if (nextra > 40)
+		return pgsnap_err(err, E2BIG, "-o: too many server options");
+	snprintf(prog, sizeof(prog), "%s/postgres", s->bindir);
+	snprintf(port, sizeof(port), "%d", st->port);
+	snprintf(listen, sizeof(listen), "listen_addresses=%s",
+		 st->tcp ? "127.0.0.1" : "");
+	argv[argc++] = "postgres";
+	argv[argc++] = "-D";
+	argv[argc++] = st->datadir;
+	argv[argc++] = "-k";
+	argv[argc++] = st->sockdir;
+	argv[argc++] = "-p";
+	argv[argc++] = port;
+	argv[argc++] = "-c";
+	argv[argc++] = listen;
+	for (i = 0; i < nextra; i++)
+		argv[argc++] = extra[i];
+	argv[argc] = NULL;
+
+	logfd = open_log(s, st->log_path);
+	if (logfd < 0)
+		return pgsnap_errno(err, logfd, "cannot create log %s",
+				    st->log_path);
+	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ifd >= 0 && inotify_add_watch(ifd, st->datadir,
+			IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+		close(ifd);
+		ifd = -1;
+	}
+	so.store = s;
+	so.out_fd = logfd;
+	so.new_session = true;
+	pid = spawn_process(prog, (char *const *)argv, &so);
+	if (pid < 0)
+		return pgsnap_errno(err, pid, "cannot start %s", prog);
+	pfd = pidfd_open_pid(pid);
+
+	deadline = mono_us() + (int64_t)st->timeout_ms * 1000;
+	for (;;) {
+		struct pollfd p[2] = { { pfd, POLLIN, 0 }, { ifd, POLLIN, 0 } };
+		int64_t left;
+		char drain[4096];
+
+		if (pidfile_ready(st->datadir, pid) == 1) {
+			*pidp = pid;
+			return 0;
+		}
+		left = (deadline - mono_us()) / 1000;
+		if (left <= 0)
+			break;
+		r = poll(p, 2, left < 2 ? (int)left : 2);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN) {
+			int status = 0;
+			waitpid(pid, &status, 0);
+			log_tail(st->log_path, 3, tail, sizeof(tail));
+			if (strstr(tail, "could not bind") ||
+			    strstr(tail, "Address already in use"))
+				return pgsnap_err(err, EADDRINUSE,
+					"server could not bind port %d: %s",
+					st->port, tail);
+			return pgsnap_err(err, ECHILD,
+				"server exited during start (%s %d): %s",
+				WIFEXITED(status) ? "status" : "signal",
+				WIFEXITED(status) ? WEXITSTATUS(status) :
+				WTERMSIG(status),
+				tail[0] ? tail : "no log output");
+		}
+		if (p[1].revents & POLLIN)
+			while (read(ifd, drain, sizeof(drain)) > 0)
+				;
+	}
+	server_stop(pid, 0, 2000);
+	log_tail(st->log_path, 3, tail, sizeof(tail));
+	return pgsnap_err(err, ETIMEDOUT,
+		"server not ready after %d ms: %s", st->timeout_ms,
+		tail[0] ? tail : "no log output");
+}
+
+int server_stop(pid_t pid, unsigned long long start, int timeout_ms)
+{
+	if (!proc_alive(pid, start))
+		return 0;
+	if (kill(pid, SIGINT) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	if (wait_pid_exit(pid, timeout_ms) == 0)
+		return 0;
+	kill(pid, SIGQUIT);
+	if (wait_pid_exit(pid, 2000) == 0)
+		return 0;
+	kill(pid, SIGKILL);
+	return wait_pid_exit(pid, 2000);
+}

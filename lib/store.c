@@ -1,0 +1,318 @@
+/*
+ * store.c - where pgsnap keeps things and as whom it runs the server.
+ *
+ * Snapshots live in `home` (disk: they are expensive to build), clones,
+ * sockets and the registry in `run` (RAM when the system offers it: clones
+ * are throwaway).  PGSNAP_HOME, when set, holds both.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#ifndef PGSNAP_DEFAULT_BINDIR
+#define PGSNAP_DEFAULT_BINDIR "/usr/lib/postgresql/15/bin"
+#endif
+#define TMPFS_MAGIC_ 0x01021994
+
+fs_ids fs_become(const pgsnap_store *s)
+{
+	fs_ids old = { -1, -1 };
+	if (s->as_root) {
+		old.gid = setfsgid(s->gid);
+		old.uid = setfsuid(s->uid);
+	}
+	return old;
+}
+
+void fs_restore(fs_ids ids)
+{
+	if (ids.uid >= 0)
+		setfsuid((uid_t)ids.uid);
+	if (ids.gid >= 0)
+		setfsgid((gid_t)ids.gid);
+}
+
+int mkdir_server(const pgsnap_store *s, const char *path)
+{
+	fs_ids ids = fs_become(s);
+	int r = mkdir(path, 0700) < 0 ? -errno : 0;
+	fs_restore(ids);
+	return r;
+}
+
+static bool is_exec(const char *dir, const char *prog)
+{
+	char p[600];
+	return !path_join(p, sizeof(p), dir, prog) && access(p, X_OK) == 0;
+}
+
+/* Ask pg_config (found on PATH) for the binaries. */
+static int bindir_from_pg_config(char *buf, size_t len)
+{
+	int pfd[2], r;
+	ssize_t n;
+	size_t got = 0;
+	char *argv[] = { "pg_config", "--bindir", NULL };
+	const char *path = getenv("PATH");
+	char prog[600] = "";
+	spawn_opts o = { 0 };
+
+	if (!path)
+		path = "/usr/bin:/bin";
+	/* execve does not search PATH: do it here, by hand. */
+	while (*path) {
+		const char *c = strchrnul(path, ':');
+		snprintf(prog, sizeof(prog), "%.*s/pg_config", (int)(c - path),
+			 path);
+		if (access(prog, X_OK) == 0)
+			break;
+		prog[0] = '\0';
+		path = *c ? c + 1 : c;
+	}
+	if (!prog[0])
+		return -ENOENT;
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	o.out_fd = pfd[1];
+	r = spawn_process(prog, argv, &o);
+	close(pfd[1]);
+	if (r < 0) {
+		close(pfd[0]);
+		return r;
+	}
+	while (got + 1 < len && (n = read(pfd[0], buf + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	close(pfd[0]);
+	wait_pid_exit(r, 5000);
+	buf[got] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return got ? 0 : -ENOENT;
+}
+
+static int find_bindir(pgsnap_store *s, const pgsnap_store_opts *o,
+		       pgsnap_error *err)
+{
+	const char *b = o && o->bindir ? o->bindir : getenv("PGSNAP_PG_BINDIR");
+
+	if (b && *b) {
+		snprintf(s->bindir, sizeof(s->bindir), "%s", b);
+		if (!is_exec(s->bindir, "postgres") || !is_exec(s->bindir, "initdb"))
+			return pgsnap_err(err, ENOENT,
+				"PostgreSQL server binaries not found in %s "
+				"(PGSNAP_PG_BINDIR): no executable postgres "
+				"and initdb there", s->bindir);
+		return 0;
+	}
+	/* The bindir seen at build time costs nothing; pg_config is the
+	 * fallback when that installation went away. */
+	snprintf(s->bindir, sizeof(s->bindir), "%s", PGSNAP_DEFAULT_BINDIR);
+	if (is_exec(s->bindir, "postgres") && is_exec(s->bindir, "initdb"))
+		return 0;
+	if (bindir_from_pg_config(s->bindir, sizeof(s->bindir)) == 0 &&
+	    is_exec(s->bindir, "postgres") && is_exec(s->bindir, "initdb"))
+		return 0;
+	return pgsnap_err(err, ENOENT,
+		"PostgreSQL server binaries not found (no postgres and initdb "
+		"in %s nor where pg_config points): install the PostgreSQL "
+		"server or set PGSNAP_PG_BINDIR", PGSNAP_DEFAULT_BINDIR);
+}
+
+static int find_user(pgsnap_store *s, const pgsnap_store_opts *o,
+		     pgsnap_error *err)
+{
+	const char *name = o && o->user ? o->user : getenv("PGSNAP_USER");
+	struct passwd *pw;
+
+	s->as_root = geteuid() == 0;
+	if (!s->as_root) {
+		s->uid = geteuid();
+		s->gid = getegid();
+		pw = getpwuid(s->uid);
+		if (pw)
+			snprintf(s->user, sizeof(s->user), "%s", pw->pw_name);
+		else
+			snprintf(s->user, sizeof(s->user), "%u", (unsigned)s->uid);
+		if (name && *name && strcmp(name, s->user))
+			return pgsnap_err(err, EPERM,
+				"--user %s: only root can run the server as "
+				"another user", name);
+		return 0;
+	}
+	if (!name || !*name)
+		name = "postgres";
+	pw = getpwnam(name);
+	if (!pw)
+		return pgsnap_err(err, ENOENT,
+			"running as root, the server needs an unprivileged "
+			"user: no account named '%s' (create one or pass "
+			"--user NAME)", name);
+	if (pw->pw_uid == 0)
+		return pgsnap_err(err, EPERM,
+			"user '%s' is root: PostgreSQL refuses to run as root; "
+			"pass --user NAME with an unprivileged account", name);
+	s->uid = pw->pw_uid;
+	s->gid = pw->pw_gid;
+	snprintf(s->user, sizeof(s->user), "%s", pw->pw_name);
+	return 0;
+}
+
+static bool is_tmpfs(const char *path)
+{
+	struct statfs f;
+	return statfs(path, &f) == 0 && (unsigned long)f.f_type == TMPFS_MAGIC_;
+}
+
+static const char *user_home(void)
+{
+	const char *h = getenv("HOME");
+	struct passwd *pw;
+
+	if (h && *h == '/')
+		return h;
+	pw = getpwuid(geteuid());
+	return pw && pw->pw_dir && *pw->pw_dir == '/' ? pw->pw_dir : NULL;
+}
+
+static int find_paths(pgsnap_store *s, const pgsnap_store_opts *o,
+		      pgsnap_error *err)
+{
+	const char *home = o && o->home ? o->home : getenv("PGSNAP_HOME");
+	const char *xdg;
+	int n;
+
+	if (home && *home) {
+		if (home[0] != '/')
+			return pgsnap_err(err, EINVAL,
+				"PGSNAP_HOME '%s' is not an absolute path", home);
+		n = snprintf(s->home, sizeof(s->home), "%s", home);
+		if (n >= (int)sizeof(s->home) - 64)
+			return pgsnap_err(err, ENAMETOOLONG,
+				"PGSNAP_HOME '%.64s...' is too long", home);
+		snprintf(s->run, sizeof(s->run), "%s/run", s->home);
+		return 0;
+	}
+	if (s->as_root) {
+		/* root's HOME is closed to the server user. */
+		snprintf(s->home, sizeof(s->home), "/var/cache/pgsnap");
+	} else if ((xdg = getenv("XDG_CACHE_HOME")) && *xdg == '/') {
+		snprintf(s->home, sizeof(s->home), "%s/pgsnap", xdg);
+	} else if ((xdg = user_home())) {
+		snprintf(s->home, sizeof(s->home), "%s/.cache/pgsnap", xdg);
+	} else {
+		return pgsnap_err(err, ENOENT,
+			"no place for the store: HOME is unset and the user "
+			"has no home directory; set PGSNAP_HOME");
+	}
+	xdg = getenv("XDG_RUNTIME_DIR");
+	if (!s->as_root && xdg && *xdg == '/' && access(xdg, W_OK) == 0)
+		snprintf(s->run, sizeof(s->run), "%s/pgsnap", xdg);
+	else if (is_tmpfs("/dev/shm") && access("/dev/shm", W_OK) == 0)
+		snprintf(s->run, sizeof(s->run), "/dev/shm/pgsnap-%u",
+			 (unsigned)geteuid());
+	else
+		snprintf(s->run, sizeof(s->run), "%s/run", s->home);
+	return 0;
+}
+
+/* A store directory must be ours (or root's) and not writable by others
+ * (unless sticky, as /tmp): otherwise another user could swap its files. */
+static int check_dir(const pgsnap_store *s, const char *path,
+		     pgsnap_error *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return pgsnap_errno(err, errno, "store directory %s", path);
+	if (!S_ISDIR(st.st_mode))
+		return pgsnap_err(err, ENOTDIR, "store directory %s is not a "
+				  "directory", path);
+	if (st.st_uid != geteuid() && st.st_uid != 0 && st.st_uid != s->uid)
+		return pgsnap_err(err, EPERM,
+			"store directory %s belongs to uid %u, not to us",
+			path, (unsigned)st.st_uid);
+	if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+		return pgsnap_err(err, EPERM,
+			"store directory %s is writable by other users "
+			"(mode %04o): refusing to use it", path,
+			(unsigned)(st.st_mode & 07777));
+	if (access(path, W_OK) < 0)
+		return pgsnap_errno(err, errno, "store directory %s", path);
+	return 0;
+}
+
+static int make_dir(const pgsnap_store *s, const char *path, bool server,
+		    pgsnap_error *err)
+{
+	int r = mkdir_p(path, 0755);
+	int fd;
+	fs_ids ids;
+
+	if (r < 0)
+		return pgsnap_errno(err, r, "cannot create store directory %s",
+				    path);
+	/* The server user makes clones and snapshots in these: it owns them
+	 * (one chown of the directory, not of every file in it). */
+	if (server && s->as_root && chown(path, s->uid, s->gid) < 0)
+		return pgsnap_errno(err, errno, "cannot give %s to user '%s'",
+				    path, s->user);
+	r = check_dir(s, path, err);
+	if (r < 0)
+		return r;
+	/* Can the server's user get there?  Ask the kernel as that user. */
+	ids = fs_become(s);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = fd < 0 ? -errno : 0;
+	fs_restore(ids);
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		return pgsnap_errno(err, r,
+			"store directory %s is not reachable by the server's "
+			"user '%s' (it needs search permission on every "
+			"parent; set PGSNAP_HOME elsewhere)", path, s->user);
+	return 0;
+}
+
+int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
+		      pgsnap_error *err)
+{
+	cleanup_free pgsnap_store *s = calloc(1, sizeof(*s));
+	char p[600];
+	int r;
+
+	if (!s)
+		return pgsnap_err(err, ENOMEM, "out of memory");
+	if ((r = find_user(s, o, err)) < 0 ||
+	    (r = find_paths(s, o, err)) < 0 ||
+	    (r = find_bindir(s, o, err)) < 0)
+		return r;
+	if (strpbrk(s->home, "\t\n\r") || strpbrk(s->run, "\t\n\r"))
+		return pgsnap_err(err, EINVAL,
+			"store path '%s' holds a tab or newline: not supported",
+			s->home);
+	umask(022);
+	if ((r = make_dir(s, s->home, false, err)) < 0 ||
+	    (r = path_join(p, sizeof(p), s->home, "snapshots")) < 0 ||
+	    (r = make_dir(s, p, true, err)) < 0 ||
+	    (r = make_dir(s, s->run, false, err)) < 0 ||
+	    (r = path_join(p, sizeof(p), s->run, "clones")) < 0 ||
+	    (r = make_dir(s, p, true, err)) < 0 ||
+	    (r = path_join(p, sizeof(p), s->run, "trash")) < 0 ||
+	    (r = make_dir(s, p, true, err)) < 0)
+		return r == -ENAMETOOLONG ?
+			pgsnap_err(err, r, "store path too long: %s", s->home) : r;
+	read_boot_id(s->boot_id, sizeof(s->boot_id));
+	*out = steal_ptr(&s);
+	return 0;
+}
+
+void pgsnap_store_close(pgsnap_store *s)
+{
+	free(s);
+}

@@ -1,0 +1,39 @@
+#!/bin/sh
+# deps.sh [build|test|bench|all]... - install what pgsnap needs on Debian 12,
+# with apt-get, only what is missing.  `make` runs it with "build",
+# `make check` with "test", `make bench` with "bench".
+set -eu
+
+build="gcc make pkg-config libpq-dev liburing-dev postgresql"
+test="postgresql-client perl xfsprogs util-linux procps psmisc python3 python3-psycopg2 ruby ruby-pg libdbd-pg-perl libpostgresql-jdbc-java default-jdk-headless nodejs npm clang"
+bench="hyperfine python3-testing.postgresql libtest-postgresql-perl"
+
+want=""
+[ $# -eq 0 ] && set -- build
+for g in "$@"; do
+	case "$g" in
+	build) want="$want $build" ;;
+	test) want="$want $build $test" ;;
+	bench) want="$want $build $test $bench" ;;
+	all) want="$want $build $test $bench" ;;
+	*) echo "deps.sh: unknown group '$g' (build, test, bench, all)" >&2; exit 2 ;;
+	esac
+done
+
+missing=""
+for p in $want; do
+	case " $missing " in *" $p "*) continue ;; esac
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps.sh: installing:$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# An empty or stale package list cannot find new packages: refresh it once.
+$SUDO apt-get update -qq >&2
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
