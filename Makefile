@@ -18,7 +18,7 @@ SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
 PKGS = libpq liburing
-PG_BINDIR := $(shell pg_config --bindir 2>/dev/null)
+PG_BINDIR = $(shell pg_config --bindir 2>/dev/null)
 WARN = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	-Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wpointer-arith -Wvla -Wundef
 ALL_CPPFLAGS = -D_GNU_SOURCE -DPGSNAP_DEFAULT_BINDIR='"$(PG_BINDIR)"' \
@@ -36,7 +36,7 @@ UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=$(B)/test/%)
 DEPS_STAMP = build/.deps-build
 
-.PHONY: all deps check check-asan unit bench install clean
+.PHONY: all deps check quickstart bench install clean
 all: $(B)/pgsnap $(B)/libpgsnap.a $(UNIT_BINS)
 
 # A fresh machine needs nothing done by hand: install what is missing.
@@ -87,6 +87,9 @@ $(TEST_DEPS_STAMP): scripts/deps.sh
 check: all asan $(TEST_DEPS_STAMP)
 	PGSNAP_BUILD=$(CURDIR)/build prove -f -j2 test/*.t
 	PGSNAP_BUILD=$(CURDIR)/build/asan PGSNAP_SANITIZED=1 prove -f -j2 test/*.t
+
+quickstart: all
+	sh scripts/quickstart.sh
 
 bench: all
 	sh scripts/deps.sh bench

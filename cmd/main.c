@@ -1,6 +1,7 @@
 /* main.c - pgsnap: dispatch to a command. */
 #include "cmd.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -48,7 +49,8 @@ int opt_long(const char *cmd, const char *opt, const char *val, long min,
 
 	errno = 0;
 	v = strtol(val, &end, 10);
-	if (!*val || *end || errno || v < min || v > max) {
+	/* Strict: digits only, no blanks, no trailing text, in range. */
+	if (!*val || isspace((unsigned char)*val) || *end || errno || v < min || v > max) {
 		usage_error(cmd, "%s '%s': expected a whole number from %ld "
 			    "to %ld", opt, val, min, max);
 		return -1;

@@ -198,6 +198,15 @@ const clone_engine *clone_engine_for(pgsnap_method m);
 int clone_choose(const pgsnap_store *s, pgsnap_method want,
 		 const clone_engine **out, pgsnap_error *err);
 
+/* ---- sql.c ------------------------------------------------------------ */
+
+typedef struct pg_conn PGconn;
+int sql_connect(const char *sockdir, int port, const char *dbname,
+		PGconn **out, pgsnap_error *err);
+int sql_exec(PGconn *conn, const char *sql, pgsnap_error *err);
+int sql_set_password(PGconn *conn, const char *user, const char *password,
+		     pgsnap_error *err);
+
 /* ---- url.c ------------------------------------------------------------ */
 
 size_t url_encode(const char *in, char *out, size_t len);

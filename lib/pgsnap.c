@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -114,8 +115,21 @@ static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
 		return r;
 	c->port = st.port;
 	c->pid_start = proc_start_time(c->pid);
-	if (o->tcp)
+	if (o->tcp) {
+		/* TCP is reachable by every local user: a random password
+		 * (SCRAM, see pg_hba.conf of the snapshot) guards it, while
+		 * the private socket stays passwordless for the owner. */
+		PGconn *conn;
 		snprintf(c->host, sizeof(c->host), "127.0.0.1");
+		random_hex(c->password, 24);
+		r = sql_connect(c->sockdir, c->port, c->dbname, &conn, err);
+		if (r < 0)
+			return r;
+		r = sql_set_password(conn, c->user, c->password, err);
+		PQfinish(conn);
+		if (r < 0)
+			return pgsnap_err_wrap(err, "cannot set the TCP password");
+	}
 	return 0;
 }
 

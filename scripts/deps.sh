@@ -5,7 +5,9 @@
 set -eu
 
 build="gcc make pkg-config libpq-dev liburing-dev postgresql"
-test="postgresql-client perl xfsprogs util-linux procps psmisc python3 python3-psycopg2 ruby ruby-pg libdbd-pg-perl libpostgresql-jdbc-java default-jdk-headless nodejs npm clang"
+# cmd:package means "install package unless the command is there" (some
+# machines bring their own node or JDK, whose packages conflict with ours).
+test="psql:postgresql-client perl xfsprogs util-linux procps psmisc python3 python3-psycopg2 ruby ruby-pg libdbd-pg-perl libpostgresql-jdbc-java javac:default-jdk-headless node:nodejs npm:npm clang"
 bench="hyperfine python3-testing.postgresql libtest-postgresql-perl"
 
 want=""
@@ -22,6 +24,9 @@ done
 
 missing=""
 for p in $want; do
+	case "$p" in
+	*:*) command -v "${p%%:*}" >/dev/null 2>&1 && continue; p=${p#*:} ;;
+	esac
 	case " $missing " in *" $p "*) continue ;; esac
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
 		missing="$missing $p"

@@ -1,0 +1,120 @@
+# tap.sh - TAP for the system tests (bash).  Source it first thing:
+#   . "$(dirname "$0")/tap.sh"
+# Gives: ok, is, isnt, like, unlike, diag, skip, skip_all, done_testing,
+# a private store in $PGSNAP_HOME removed at exit (kept on failure), a
+# watchdog so that no test hangs, and $PGSNAP pointing at the binary
+# under test (PGSNAP_BUILD selects the normal or the sanitizer build).
+set -u
+
+TEST_DIR=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$TEST_DIR/.." && pwd)
+PGSNAP_BUILD=${PGSNAP_BUILD:-$TOP/build}
+PGSNAP=$PGSNAP_BUILD/pgsnap
+export PGSNAP PGSNAP_BUILD
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=99}
+PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
+PATH=$PG_BINDIR:$PATH
+
+_tap_n=0
+_tap_failed=0
+
+ok() { # ok STATUS DESCRIPTION: pass when STATUS is 0
+	_tap_n=$((_tap_n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $_tap_n - $2"
+	else
+		echo "not ok $_tap_n - $2"
+		_tap_failed=$((_tap_failed + 1))
+	fi
+}
+is() { # is GOT WANT DESCRIPTION
+	if [ "$1" = "$2" ]; then ok 0 "$3"; else
+		ok 1 "$3"; diag "got:  '$1'"; diag "want: '$2'"; fi
+}
+isnt() {
+	if [ "$1" != "$2" ]; then ok 0 "$3"; else
+		ok 1 "$3"; diag "got '$1', wanted anything else"; fi
+}
+like() { # like GOT EXTENDED-REGEX DESCRIPTION
+	if printf '%s' "$1" | grep -Eq -- "$2"; then ok 0 "$3"; else
+		ok 1 "$3"; diag "got:  '$1'"; diag "want match: /$2/"; fi
+}
+unlike() {
+	if printf '%s' "$1" | grep -Eq -- "$2"; then
+		ok 1 "$3"; diag "got:  '$1'"; diag "want no match: /$2/"
+	else ok 0 "$3"; fi
+}
+diag() { printf '# %s\n' "$*" >&2; }
+skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # skip $*"; }
+skip_all() { echo "1..0 # SKIP $*"; _tap_done=1; exit 0; }
+done_testing() { echo "1..$_tap_n"; _tap_done=1; }
+
+# run CMD...: sets $out (stdout), $err (stderr) and $rc.
+run() {
+	local o e
+	o=$(mktemp) e=$(mktemp)
+	"$@" >"$o" 2>"$e"
+	rc=$?
+	out=$(cat "$o") err=$(cat "$e")
+	rm -f "$o" "$e"
+	if grep -q -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' <<<"$err"; then
+		diag "sanitizer report from: $*"
+		diag "$err"
+	fi
+}
+
+# A private store, reachable by the server's user when we are root.
+TEST_TMP=$(mktemp -d /tmp/pgsnap-test.XXXXXX)
+chmod 755 "$TEST_TMP"
+export PGSNAP_HOME=$TEST_TMP/home
+# Share one snapshot cache across the suite: building it is the slow part.
+# Tests that need a fresh store set PGSNAP_HOME themselves.
+
+_tap_cleanup() {
+	local status=$?
+	[ -n "${_tap_watchdog:-}" ] && kill "$_tap_watchdog" 2>/dev/null
+	# Remove every clone of every store this test made, then the files.
+	for h in "$TEST_TMP"/*/; do
+		[ -d "$h/run" ] && PGSNAP_HOME=${h%/} "$PGSNAP" rm --all >/dev/null 2>&1
+	done
+	if [ "$_tap_failed" -eq 0 ] && [ "${_tap_done:-0}" = 1 ]; then
+		rm -rf "$TEST_TMP"
+	else
+		diag "kept for inspection: $TEST_TMP"
+		[ "${_tap_done:-0}" = 1 ] || echo "not ok - test script died (status $status)"
+	fi
+}
+trap _tap_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Watchdog: a hung test fails instead of stalling the suite.
+# (sleep must not hold our stdout open, or prove waits for it)
+( sleep "${TEST_TIMEOUT:-300}" >/dev/null 2>&1; echo "not ok - timed out after ${TEST_TIMEOUT:-300}s"; kill -TERM $$ ) 2>/dev/null &
+_tap_watchdog=$!
+disown $_tap_watchdog 2>/dev/null || true
+
+# Helpers for clones ---------------------------------------------------
+
+# The socket directory from a socket URL (postgresql://user@%2F...:port/db).
+url_sockdir() {
+	local h=${1#*@}
+	h=${h%%:*}
+	printf '%b' "${h//%/\\x}"
+}
+# The postmaster pid of a clone, by URL, from pgsnap ls.
+clone_pid() {
+	"$PGSNAP" ls | awk -v u="$1" '$NF == u { print $4 }'
+}
+# psql with a URL, no psqlrc, tuples only.
+q() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+# Is pid a live process (zombies, awaiting their reaper, are not)?
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st#Z}" = "$st" ]
+}
+# How many live postgres servers run on data directories under $1?
+servers_under() {
+	pgrep -c -f -- "postgres -D $1" 2>/dev/null || true
+}
