@@ -39,6 +39,6 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 # An empty or stale package list cannot find new packages: refresh it once.
-$SUDO apt-get update -qq >&2
+$SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
+$SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $missing >&2
