@@ -77,3 +77,12 @@ int clone_choose(const pgsnap_store *s, pgsnap_method want,
 	}
 	return pgsnap_err(err, ENOTSUP, "no clone method works here");
 }
+
+int clone_prepare_snapshot(const pgsnap_store *s, const char *snapdir,
+			   pgsnap_error *err)
+{
+	(void)s;
+	(void)snapdir;
+	(void)err;
+	return 0; /* the plain copy engine needs nothing prepared */
+}

@@ -195,6 +195,12 @@ typedef struct clone_engine {
 } clone_engine;
 
 const clone_engine *clone_engine_for(pgsnap_method m);
+/* Called once for every new snapshot (build, save, import) on its
+ * directory before it is renamed into place: write what the engines need
+ * at clone time (the manifest, ...), so that cloning never walks the
+ * golden. */
+int clone_prepare_snapshot(const pgsnap_store *s, const char *snapdir,
+			   pgsnap_error *err);
 int clone_choose(const pgsnap_store *s, pgsnap_method want,
 		 const clone_engine **out, pgsnap_error *err);
 

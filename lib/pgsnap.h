@@ -59,6 +59,7 @@ PGSNAP_API int pgsnap_method_parse(const char *name, pgsnap_method *out);
 typedef struct pgsnap_new_opts {
 	const char *snapshot;      /* NULL: "default" */
 	int tcp;                   /* also listen on 127.0.0.1, free port */
+	int ipv6;                  /* with tcp: also listen on ::1 */
 	const char *server_opts;   /* extra postgres options, shell-like words */
 	pgsnap_method method;      /* clone method */
 	long timeout_s;            /* -w: stop when idle after this; 0: never; <0: default */

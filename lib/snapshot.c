@@ -141,7 +141,8 @@ static int build_from_recipe(pgsnap_store *s, const char *final,
 		return pgsnap_errno(err, r, "cannot create %s", build);
 	if ((r = run_initdb(s, build, rc, err)) < 0 ||
 	    (r = write_settings(s, data, rc, err)) < 0 ||
-	    (r = write_meta(s, build, rc, err)) < 0)
+	    (r = write_meta(s, build, rc, err)) < 0 ||
+	    (r = clone_prepare_snapshot(s, build, err)) < 0)
 		goto fail;
 	dfd = open(build, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
