@@ -1,0 +1,332 @@
+#!/bin/sh
+# bench.sh - `make bench`: how fast is a fresh, real PostgreSQL with pgsnap,
+# beside the other ways to get one, measured in one run on this machine.
+#
+# Every figure is timed from outside by build/bench/timer (test/bench/
+# timer.c): from starting the command that gives a server up to the first
+# answered `select 1` through libpq.  Peers that are libraries (Python's
+# testing.postgresql, Perl's Test::PostgreSQL) are timed in their own
+# process, the way a test suite uses them: from asking for a server to its
+# first answered query.
+#
+# Environment:
+#   BENCH_N=20          samples per latency case (after 1 warm-up)
+#   BENCH_ONLY="..."    run only these sections (baseline pgsnap peers
+#                       template burst suite topics)
+#   BENCH_BURST=200 BENCH_BURST_J=8 BENCH_SUITE=500 BENCH_SUITE_J=4
+#   BENCH_DIR=/var/tmp  where the scratch store goes (its filesystem is
+#                       what pgsnap clones on: ext4 here, tmpfs for /dev/shm)
+#
+# Results: build/bench/results-STAMP.tsv (and results.tsv, the latest),
+# one row per case, tab-separated, stable columns:
+#   lat  CASE  n  median_ms  p90_ms  min_ms  max_ms  mean_ms  NOTE
+#   val  CASE  METRIC  VALUE  UNIT  NOTE
+#   na   CASE  -  -  -  -  -  -  WHY
+# preceded by "# key: value" lines describing the machine.  Raw samples go
+# to build/bench/samples-STAMP/CASE.
+#
+# Other engineers' benchmarks plug in as scripts/bench-TOPIC.sh: each is
+# run with PGSNAP, BENCH_TIMER, BENCH_N, BENCH_RESULTS (append rows in the
+# format above) and BENCH_WORK (a scratch directory, removed afterwards);
+# what they print is shown as it comes.
+set -eu
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+B=${PGSNAP_BUILD:-$TOP/build}
+PGSNAP=$B/pgsnap
+TIMER=$B/bench/timer
+N=${BENCH_N:-20}
+BURST=${BENCH_BURST:-200}
+BURST_J=${BENCH_BURST_J:-8}
+SUITE=${BENCH_SUITE:-500}
+SUITE_J=${BENCH_SUITE_J:-4}
+ONLY=${BENCH_ONLY:-baseline pgsnap peers template burst suite topics}
+PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
+PY=/usr/bin/python3
+OUTDIR=$TOP/build/bench
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=$OUTDIR/results-$STAMP.tsv
+SAMPLES=$OUTDIR/samples-$STAMP
+
+# table FILE: the results side by side, ratios against the baseline and the
+# template route, then each target of issue 6 against its figure.
+table() {
+	awk -F'\t' '
+	/^#/ { print; next }
+	$1 == "lat" { n++; c[n] = $2; cnt[n] = $3; med[n] = $4; p90[n] = $5
+		mn[n] = $6; mx[n] = $7; note[n] = $9; m[$2] = $4 }
+	$1 == "val" { nv++; vl[nv] = sprintf("  %-28s %-18s %10s %-5s %s", $2, $3, $4, $5, $6); v[$2 "/" $3] = $4 }
+	$1 == "na" { nn++; na[nn] = sprintf("  %-28s %s", $2, $9) }
+	function ratio(a, b) { return (a > 0 && b > 0) ? sprintf("%.1fx", a / b) : "-" }
+	function target(what, ok, fig) { printf "  %-4s %-58s %s\n", ok ? "MET" : "MISS", what, fig }
+	END {
+		base = m["initdb+pg_ctl"]
+		tw = m["create-database-WAL_LOG"]; tf = m["create-database-FILE_COPY"]
+		tpl = (tw > 0 && (tf == "" || tw < tf)) ? tw : tf
+		printf "\n%-30s %4s %10s %10s %10s %10s %9s %9s\n", "fresh server to first query",
+			"n", "median ms", "p90 ms", "min ms", "max ms", "/initdb", "/template"
+		for (i = 1; i <= n; i++)
+			printf "%-30s %4d %10.2f %10.2f %10.2f %10.2f %9s %9s\n", c[i], cnt[i],
+				med[i], p90[i], mn[i], mx[i], ratio(base, med[i]), ratio(tpl, med[i])
+		if (nv) { print "\nthroughput"; for (i = 1; i <= nv; i++) print vl[i] }
+		if (nn) { print "\nnot measured"; for (i = 1; i <= nn; i++) print na[i] }
+		print "\ntargets (issue 2, issue 6)"
+		if ((x = m["pgsnap-cold-copy"]) > 0 && base > 0)
+			target("issue 2: pgsnap new (copy) >= 10x faster than initdb+pg_ctl", base / x >= 10, ratio(base, x))
+		if ((x = m["pgsnap-warm"]) > 0) {
+			target("warm new -> first query: median < 5 ms", x < 5, sprintf("%.2f ms", x))
+			target("warm: >= 50x faster than pg_tmp steady state (350 ms, issue 6)", 350 / x >= 50, ratio(350, x))
+			if (tpl > 0) target("warm: >= 10x faster than the template route", tpl / x >= 10, ratio(tpl, x))
+		}
+		if ((x = m["pgsnap-cold-overlay"]) > 0) target("cold (overlay): median < 45 ms", x < 45, sprintf("%.2f ms", x))
+		if ((x = m["pgsnap-cold-copy"]) > 0) target("cold (copy on ext4): median < 90 ms", x < 90, sprintf("%.2f ms", x))
+		for (k in v) if (k ~ /^burst-.*\/clones_per_s$/)
+			target("burst: >= 40 ready clones/s", v[k] >= 40, sprintf("%.1f/s", v[k]))
+		for (k in v) if (k ~ /^suite-.*-pgsnap\/wall_ms$/) {
+			s = k; sub(/-pgsnap\/wall_ms$/, "", s)
+			t1 = v[s "-template-WAL_LOG/wall_ms"]; t2 = v[s "-template-FILE_COPY/wall_ms"]
+			t = (t1 > 0 && (t2 == "" || t1 < t2)) ? t1 : t2
+			if (t > 0) target("suite: >= 3x faster than the template route", t / v[k] >= 3, ratio(t, v[k]))
+		}
+	}' "$1"
+	echo
+	echo "results: $1"
+}
+if [ "${1:-}" = "--table" ]; then
+	table "${2:-$TOP/build/bench/results.tsv}"
+	exit 0
+fi
+
+for f in "$PGSNAP" "$TIMER"; do
+	[ -x "$f" ] || { echo "bench.sh: $f missing: run 'make bench'" >&2; exit 1; }
+done
+mkdir -p "$OUTDIR" "$SAMPLES"
+
+# Everything this run makes lives under WORK and goes at exit.  As root,
+# the servers of the peers run as postgres (initdb refuses root).
+WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/pgsnap-bench.XXXXXX")
+chmod 755 "$WORK"
+PEER_USER=""
+if [ "$(id -u)" = 0 ]; then
+	PEER_USER=postgres
+	chown postgres "$WORK"
+fi
+export PGSNAP_HOME="$WORK/home"
+export PGSNAP_POOL="${PGSNAP_POOL:-0}"
+
+cleanup() {
+	"$PGSNAP" rm --all >/dev/null 2>&1 || true
+	# Peer servers left by a failed run: only those on our directories.
+	for pidf in "$WORK"/*/postmaster.pid "$WORK"/*/*/postmaster.pid \
+		"$WORK"/*/*/*/postmaster.pid; do
+		[ -f "$pidf" ] || continue
+		kill -QUIT "$(head -1 "$pidf")" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+as_peer() { # run as the peer user when root
+	if [ -n "$PEER_USER" ]; then runuser -u "$PEER_USER" -- "$@"; else "$@"; fi
+}
+row() { # row FIELD... : one tab-separated line into the results
+	(IFS='	'; printf '%s\n' "$*") >>"$RESULTS"
+}
+say() { printf '%s\n' "$*" >&2; }
+
+# timed CASE NOTE MODE [TIMER OPTIONS] [-- CMD...]: run the timer, record.
+timed() {
+	c=$1 note=$2 mode=$3
+	shift 3
+	say "  $c"
+	if s=$("$TIMER" "$mode" -n "$N" -s "$SAMPLES/$c" "$@" 2>"$WORK/err"); then
+		# shellcheck disable=SC2086
+		row lat "$c" $s "$note"
+	else
+		row na "$c" - - - - - - "failed: $(tail -1 "$WORK/err")"
+		say "    failed: $(tail -3 "$WORK/err")"
+	fi
+}
+
+# samples CASE NOTE CMD...: CMD prints one ms per line; record the stats.
+samples() {
+	c=$1 note=$2
+	shift 2
+	say "  $c"
+	if "$@" >"$WORK/s" 2>"$WORK/err" && [ -s "$WORK/s" ]; then
+		# shellcheck disable=SC2086
+		row lat "$c" $("$TIMER" stats -s "$SAMPLES/$c" <"$WORK/s") "$note"
+	else
+		row na "$c" - - - - - - "failed: $(tail -1 "$WORK/err")"
+		say "    failed: $(tail -3 "$WORK/err")"
+	fi
+}
+
+# ---- the machine ----------------------------------------------------------
+fs_of() { df --output=fstype "$1" 2>/dev/null | tail -1 || echo "?"; }
+{
+	echo "# pgsnap-bench 1"
+	echo "# date: $STAMP"
+	echo "# pgsnap: $("$PGSNAP" --version) ($(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+	echo "# machine: $(nproc) cpu ($(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1)), $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+	echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# postgres: $("$PG_BINDIR/postgres" --version)"
+	echo "# fs: store $WORK on $(fs_of "$WORK"); /dev/shm on $(fs_of /dev/shm)"
+	echo "# samples: $N per latency case after 1 warm-up; burst $BURST by $BURST_J callers; suite $SUITE tests on $SUITE_J workers"
+} >"$RESULTS"
+cat "$RESULTS" >&2
+
+# ---- 1. the baseline: initdb + pg_ctl -w start of a fresh directory -------
+if want baseline; then
+	say "baseline:"
+	mkdir -p "$WORK/initdb"
+	[ -n "$PEER_USER" ] && chown "$PEER_USER" "$WORK/initdb"
+	# One fresh directory per run; unix socket in it; what a person types.
+	timed initdb+pg_ctl "initdb (defaults, with its fsync) + pg_ctl -w start" \
+		lat ${PEER_USER:+-u "$PEER_USER"} -- sh -c '
+		d=$(mktemp -d "$1/d.XXXXXX") || exit 1
+		"$2/initdb" -D "$d/data" -U postgres -A trust >"$d/initdb.log" 2>&1 &&
+		"$2/pg_ctl" -w -D "$d/data" -l "$d/log" \
+			-o "-k $d -c listen_addresses=" start >/dev/null 2>&1 || exit 1
+		echo "host=$d dbname=postgres user=postgres"' sh "$WORK/initdb" "$PG_BINDIR" \
+		--- sh -c 'd=${1#host=}; d=${d%% *}
+		"$2/pg_ctl" -D "$d/data" -m immediate stop >/dev/null 2>&1; rm -rf "$d"' \
+		sh {} "$PG_BINDIR"
+fi
+
+# ---- 2. pgsnap new, cold (each engine) and warm (pool) ---------------------
+if want pgsnap; then
+	say "pgsnap:"
+	"$PGSNAP" rm --all >/dev/null 2>&1 || true
+	for m in overlay reflink copy; do
+		if ! err=$(PGSNAP_POOL=0 "$PGSNAP" new -m "$m" 2>&1 >/dev/null); then
+			row na "pgsnap-cold-$m" - - - - - - "unavailable here: $err"
+			say "  pgsnap-cold-$m: unavailable here: $err"
+			continue
+		fi
+		"$PGSNAP" rm --all >/dev/null
+		PGSNAP_POOL=0 timed "pgsnap-cold-$m" "pgsnap new -m $m, no pool" \
+			lat -- "$PGSNAP" new -m "$m" --- "$PGSNAP" rm {}
+	done
+	if "$PGSNAP" new --help | grep -q -- '--pool'; then
+		# The pool refills in the background between calls; a test
+		# suite's calls are spaced the same way by the test itself.
+		PGSNAP_POOL=2 timed pgsnap-warm "pgsnap new from the pool (2)" \
+			lat -- "$PGSNAP" new --- "$PGSNAP" rm {}
+		"$PGSNAP" rm --all >/dev/null
+	else
+		row na pgsnap-warm - - - - - - "no pool in this build"
+	fi
+fi
+
+# ---- 3. the peers -----------------------------------------------------------
+if want peers; then
+	say "peers:"
+	if $PY -c 'import testing.postgresql, psycopg2' 2>/dev/null; then
+		samples py-testing.postgresql "Python testing.postgresql()" \
+			as_peer env -C "$WORK" $PY "$TOP/test/bench/peer-testing-postgresql.py" "$N" 1 plain
+		samples py-testing.postgresql-cached "PostgresqlFactory(cache_initialized_db=True)" \
+			as_peer env -C "$WORK" $PY "$TOP/test/bench/peer-testing-postgresql.py" "$N" 1 cached
+	else
+		row na py-testing.postgresql - - - - - - "python3-testing.postgresql or psycopg2 not installed"
+	fi
+	if perl -MTest::PostgreSQL -MDBD::Pg -e 1 2>/dev/null; then
+		samples perl-Test::PostgreSQL "Perl Test::PostgreSQL->new" \
+			as_peer env -C "$WORK" perl "$TOP/test/bench/peer-test-postgresql.pl" "$N" 1
+	else
+		row na perl-Test::PostgreSQL - - - - - - "libtest-postgresql-perl or DBD::Pg not installed"
+	fi
+	if command -v pg_tmp >/dev/null 2>&1; then
+		timed pg_tmp "pg_tmp (ephemeralpg)" lat -- pg_tmp
+	else
+		row na pg_tmp - - - - - - "pg_tmp (ephemeralpg) is not packaged in Debian 12: not measured (issue 6 quotes ~350 ms steady, >1 s back to back)"
+	fi
+fi
+
+# ---- 4. CREATE DATABASE ... TEMPLATE on a running server --------------------
+# The server is a pgsnap clone (same test settings as pgsnap's servers); the
+# template holds what a fresh pgsnap clone holds.
+tpl_url=""
+if want template || want suite; then
+	tpl_url=$(PGSNAP_POOL=0 "$PGSNAP" new -o "-c max_connections=100")
+	psql -X -q -d "$tpl_url" -c 'create database bench_tpl' >/dev/null
+fi
+if want template; then
+	say "template:"
+	for st in WAL_LOG FILE_COPY; do
+		timed "create-database-$st" "CREATE DATABASE .. TEMPLATE .. STRATEGY $st" \
+			tpl -d "$tpl_url" -T bench_tpl -S "$st"
+	done
+fi
+
+# ---- 5. a burst: BURST news by BURST_J concurrent callers -------------------
+if want burst; then
+	say "burst:"
+	"$PGSNAP" rm --all >/dev/null 2>&1 || true
+	avail0=$(awk '/^MemAvailable/ {print $2}' /proc/meminfo)
+	if s=$("$TIMER" burst -n "$BURST" -j "$BURST_J" -s "$SAMPLES/burst" \
+		-- "$PGSNAP" new 2>"$WORK/err"); then
+		set -- $s
+		avail1=$(awk '/^MemAvailable/ {print $2}' /proc/meminfo)
+		# PSS of every process of the store's servers (shared pages
+		# counted once over all sharers).
+		pss=0
+		for p in $(pgrep -f -- "-D $PGSNAP_HOME/run/clones/" || true); do
+			for k in $(pgrep -P "$p") "$p"; do
+				v=$(awk '/^Pss:/ {print $2}' "/proc/$k/smaps_rollup" 2>/dev/null || echo 0)
+				pss=$((pss + ${v:-0}))
+			done
+		done
+		n_srv=$(pgrep -c -f -- "-D $PGSNAP_HOME/run/clones/" || true)
+		row val burst-$BURST clones_per_s "$3" "1/s" "$BURST pgsnap new by $BURST_J callers"
+		row val burst-$BURST all_ready_ms "$2" ms "until every one answered select 1"
+		row val burst-$BURST call_median_ms "$4" ms "one call, under load"
+		row val burst-$BURST call_p90_ms "$5" ms "one call, under load"
+		row val burst-$BURST failures "$6" count ""
+		row val burst-$BURST servers_running "$n_srv" count ""
+		row val burst-$BURST pss_per_server_kb $((pss / (n_srv > 0 ? n_srv : 1))) KiB "PSS of all its processes"
+		row val burst-$BURST mem_used_mb $(((avail0 - avail1) / 1024)) MiB "MemAvailable drop, all $n_srv servers"
+	else
+		row na burst-$BURST - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	"$PGSNAP" rm --all >/dev/null 2>&1 || true
+fi
+
+# ---- 6. a test suite: SUITE tests, each a fresh DB + 5 queries --------------
+if want suite; then
+	say "suite:"
+	if s=$("$TIMER" suite -n "$SUITE" -j "$SUITE_J" -- "$PGSNAP" new \
+		--- "$PGSNAP" rm {} 2>"$WORK/err"); then
+		set -- $s
+		row val "suite-$SUITE-pgsnap" wall_ms "$2" ms "$SUITE tests on $SUITE_J workers: pgsnap new, 5 queries, pgsnap rm"
+	else
+		row na "suite-$SUITE-pgsnap" - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	for st in WAL_LOG FILE_COPY; do
+		if s=$("$TIMER" suite -n "$SUITE" -j "$SUITE_J" -d "$tpl_url" \
+			-T bench_tpl -S "$st" 2>"$WORK/err"); then
+			set -- $s
+			row val "suite-$SUITE-template-$st" wall_ms "$2" ms "CREATE DATABASE TEMPLATE ($st), 5 queries, DROP DATABASE"
+		else
+			row na "suite-$SUITE-template-$st" - - - - - - "failed: $(tail -1 "$WORK/err")"
+		fi
+	done
+fi
+[ -n "$tpl_url" ] && "$PGSNAP" rm "$tpl_url" >/dev/null 2>&1
+
+# ---- 7. the other engineers' benchmarks -----------------------------------
+if want topics; then
+	for t in "$TOP"/scripts/bench-*.sh; do
+		[ -f "$t" ] || continue
+		say "$(basename "$t"):"
+		mkdir -p "$WORK/topic"
+		PGSNAP=$PGSNAP BENCH_TIMER=$TIMER BENCH_N=$N BENCH_RESULTS=$RESULTS \
+			BENCH_WORK=$WORK/topic sh "$t" || row na "$(basename "$t" .sh)" - - - - - - "exited $?"
+		rm -rf "$WORK/topic"
+	done
+fi
+
+ln -sf "$(basename "$RESULTS")" "$OUTDIR/results.tsv"
+table "$RESULTS"
