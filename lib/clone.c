@@ -1,17 +1,23 @@
 /*
- * clone.c - one entry point for the clone engines (a strategy table).
+ * clone.c - one entry point for the clone engines (a strategy table), the
+ * per-store memory of what works here, and the automatic choice.
  *
  * Each engine makes a clone's data directory from a snapshot; the caller
  * owns the clone directory and removes it on failure, so an engine only
  * undoes what it did outside that directory (a mount, say).
  */
-#include "internal.h"
+#include "clone_impl.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 
-extern const clone_engine clone_engine_copy;
-
+/* In order of preference for small snapshots. */
 static const clone_engine *const engines[] = {
+	&clone_engine_overlay,
+	&clone_engine_reflink,
 	&clone_engine_copy,
 };
 
@@ -48,41 +54,276 @@ int pgsnap_method_parse(const char *name, pgsnap_method *out)
 	return -EINVAL;
 }
 
-int clone_choose(const pgsnap_store *s, pgsnap_method want,
-		 const clone_engine **out, pgsnap_error *err)
+const char *fs_type_name(const char *path)
+{
+	static const struct { unsigned long magic; const char *name; } t[] = {
+		{ 0xEF53, "ext4" }, { 0x58465342, "xfs" },
+		{ 0x01021994, "tmpfs" }, { 0x9123683E, "btrfs" },
+		{ 0x794c7630, "overlay" }, { 0x6969, "nfs" },
+		{ 0x2fc12fc1, "zfs" }, { 0xF2F52010, "f2fs" },
+		{ 0x65735546, "fuse" }, { 0x858458f6, "ramfs" },
+	};
+	struct statfs f;
+	size_t i;
+
+	if (statfs(path, &f) < 0)
+		return "?";
+	for (i = 0; i < ARRAY_SIZE(t); i++)
+		if ((unsigned long)f.f_type == t[i].magic)
+			return t[i].name;
+	return "other";
+}
+
+/* ---- what works here, probed once per store ------------------------- */
+
+typedef struct probe_cache {
+	int rc[ARRAY_SIZE(engines)];
+	char why[ARRAY_SIZE(engines)][400];
+} probe_cache;
+
+#define PROBE_FILE "clone-methods"
+
+static int cache_load(const pgsnap_store *s, probe_cache *pc)
+{
+	char path[600], boot[64];
+	cleanup_free char *text = NULL;
+	char *line, *nl;
+	size_t seen = 0;
+
+	snprintf(path, sizeof(path), "%s/" PROBE_FILE, s->run);
+	if (read_file(path, 1 << 16, &text, NULL) < 0)
+		return -ENOENT;
+	/* A reboot may bring other mounts, another kernel: probe again. */
+	snprintf(boot, sizeof(boot), "boot\t%s\n", s->boot_id);
+	if (strncmp(text, boot, strlen(boot)))
+		return -ESTALE;
+	for (line = text + strlen(boot); *line; line = nl + 1) {
+		char *t1, *t2;
+		size_t i;
+		long rc;
+
+		nl = strchr(line, '\n');
+		if (!nl)
+			return -EINVAL;
+		*nl = '\0';
+		t1 = strchr(line, '\t');
+		t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+		if (!t2)
+			return -EINVAL;
+		*t1 = *t2 = '\0';
+		if (parse_long(t1 + 1, -4095, 0, &rc) < 0)
+			return -EINVAL;
+		for (i = 0; i < ARRAY_SIZE(engines); i++) {
+			if (strcmp(line, engines[i]->name))
+				continue;
+			pc->rc[i] = (int)rc;
+			snprintf(pc->why[i], sizeof(pc->why[i]), "%s", t2 + 1);
+			seen |= 1u << i;
+		}
+	}
+	return seen == (1u << ARRAY_SIZE(engines)) - 1 ? 0 : -EINVAL;
+}
+
+static void cache_save(const pgsnap_store *s, const probe_cache *pc)
+{
+	char path[600], buf[4096];
+	size_t i, n;
+
+	n = (size_t)snprintf(buf, sizeof(buf), "boot\t%s\n", s->boot_id);
+	for (i = 0; i < ARRAY_SIZE(engines) && n < sizeof(buf); i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s\t%d\t%s\n",
+				      engines[i]->name, pc->rc[i], pc->why[i]);
+	if (n >= sizeof(buf))
+		return;
+	snprintf(path, sizeof(path), "%s/" PROBE_FILE, s->run);
+	/* Only a cache: when it cannot be written, we probe next time. */
+	write_file_atomic(path, buf, n, 0644);
+}
+
+static void probe_all(const pgsnap_store *s, probe_cache *pc, bool fresh)
+{
+	size_t i;
+
+	if (!fresh && cache_load(s, pc) == 0)
+		return;
+	for (i = 0; i < ARRAY_SIZE(engines); i++) {
+		pgsnap_error e = { 0 };
+		pc->rc[i] = engines[i]->probe(s, &e);
+		if (pc->rc[i] < 0)
+			snprintf(pc->why[i], sizeof(pc->why[i]), "%s", e.msg);
+		else
+			snprintf(pc->why[i], sizeof(pc->why[i]), "%s",
+				 e.msg[0] ? e.msg : "works");
+		/* Keep it one line in one field. */
+		for (char *p = pc->why[i]; *p; p++)
+			if (*p == '\n' || *p == '\t')
+				*p = ' ';
+	}
+	cache_save(s, pc);
+}
+
+static size_t engine_index(const clone_engine *e)
+{
+	size_t i;
+	for (i = 0; i < ARRAY_SIZE(engines); i++)
+		if (engines[i] == e)
+			break;
+	return i;
+}
+
+/* The bytes of a snapshot's data, from its manifest header (0 unknown). */
+static uint64_t snapshot_bytes(const char *snapdir)
+{
+	char path[700], buf[256];
+	unsigned long long dirs, files, bytes;
+	cleanup_close int fd = -1;
+	ssize_t n;
+
+	if (!snapdir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/" MANIFEST_NAME, snapdir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "pgsnap-manifest 1\nstats\t%llu\t%llu\t%llu", &dirs,
+		   &files, &bytes) != 3)
+		return 0;
+	return bytes;
+}
+
+/* The automatic choice and why, in one sentence. */
+static const clone_engine *auto_choice(const probe_cache *pc,
+				       const char *snapdir, char *why,
+				       size_t len)
+{
+	size_t ov = engine_index(&clone_engine_overlay);
+	size_t rl = engine_index(&clone_engine_reflink);
+	size_t cp = engine_index(&clone_engine_copy);
+	uint64_t bytes = snapshot_bytes(snapdir);
+	bool large = bytes >= CLONE_LARGE_BYTES;
+
+	if (large && pc->rc[rl] == 0) {
+		snprintf(why, len, "the snapshot is large (%llu MB) and this "
+			 "filesystem shares extents: reflink is flat in size "
+			 "where overlayfs would copy a whole relation file up "
+			 "on its first touch",
+			 (unsigned long long)(bytes >> 20));
+		return &clone_engine_reflink;
+	}
+	if (pc->rc[ov] == 0) {
+		snprintf(why, len, "overlayfs mounts in constant time%s",
+			 large ? " (large snapshot and no reflink here: "
+			 "files are copied up on first write)" : "");
+		return &clone_engine_overlay;
+	}
+	if (pc->rc[rl] == 0) {
+		snprintf(why, len, "no overlay (%s); the store's filesystem "
+			 "shares extents", pc->why[ov]);
+		return &clone_engine_reflink;
+	}
+	if (pc->rc[cp] == 0) {
+		snprintf(why, len, "no overlay (%s), no reflink (%s)",
+			 pc->why[ov], pc->why[rl]);
+		return &clone_engine_copy;
+	}
+	snprintf(why, len, "no clone method works here: %s", pc->why[cp]);
+	return NULL;
+}
+
+int clone_choose_for(const pgsnap_store *s, pgsnap_method want,
+		     const char *snapdir, const clone_engine **out,
+		     pgsnap_error *err)
 {
 	const clone_engine *e;
+	probe_cache pc;
+	char why[600];
 	size_t i;
-	int r;
 
+	probe_all(s, &pc, false);
 	if (want != PGSNAP_METHOD_AUTO) {
 		e = clone_engine_for(want);
 		if (!e)
 			return pgsnap_err(err, ENOTSUP,
 				"clone method '%s' is not available in this "
 				"build", pgsnap_method_name(want));
-		r = e->probe(s, err);
-		if (r < 0)
-			return pgsnap_err_wrap(err, "clone method '%s' cannot "
-					       "work here", e->name);
+		i = engine_index(e);
+		if (pc.rc[i] < 0)
+			return pgsnap_err(err, pc.rc[i], "clone method '%s' "
+					  "cannot work here: %s", e->name,
+					  pc.why[i]);
 		*out = e;
 		return 0;
 	}
-	/* engines[] is in order of preference. */
-	for (i = 0; i < ARRAY_SIZE(engines); i++) {
-		if (engines[i]->probe(s, NULL) == 0) {
-			*out = engines[i];
-			return 0;
-		}
-	}
-	return pgsnap_err(err, ENOTSUP, "no clone method works here");
+	e = auto_choice(&pc, snapdir, why, sizeof(why));
+	if (!e)
+		return pgsnap_err(err, ENOTSUP, "%s", why);
+	*out = e;
+	return 0;
+}
+
+int clone_choose(const pgsnap_store *s, pgsnap_method want,
+		 const clone_engine **out, pgsnap_error *err)
+{
+	return clone_choose_for(s, want, NULL, out, err);
+}
+
+int clone_describe(const pgsnap_store *s, const char *snapdir, bool fresh,
+		   char *buf, size_t len)
+{
+	const clone_engine *e;
+	probe_cache pc;
+	char why[600];
+	size_t i, n = 0;
+
+	probe_all(s, &pc, fresh);
+	for (i = 0; i < ARRAY_SIZE(engines) && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "method %-8s %s%s\n",
+				      engines[i]->name,
+				      pc.rc[i] == 0 ? "" : "unavailable: ",
+				      pc.why[i]);
+	e = auto_choice(&pc, snapdir, why, sizeof(why));
+	if (n < len)
+		snprintf(buf + n, len - n, "new uses %s: %s\n",
+			 e ? e->name : "nothing", why);
+	return 0;
 }
 
 int clone_prepare_snapshot(const pgsnap_store *s, const char *snapdir,
 			   pgsnap_error *err)
 {
-	(void)s;
-	(void)snapdir;
-	(void)err;
-	return 0; /* the plain copy engine needs nothing prepared */
+	/* Best effort: a golden with spare WAL is only bigger. */
+	golden_trim_wal(s, snapdir);
+	return manifest_write(s, snapdir, err);
+}
+
+/* ---- shared by the engines that build a tree ------------------------- */
+
+int clone_make_tree(clone_job *job, const manifest *m, int *root,
+		    pgsnap_error *err)
+{
+	cleanup_close int fd = -1;
+	size_t i;
+
+	if (path_join(job->datadir, sizeof(job->datadir), job->dir, "data") < 0)
+		return pgsnap_err(err, ENAMETOOLONG, "clone path too long");
+	if (mkdir(job->datadir, 0700) < 0)
+		return pgsnap_errno(err, errno, "cannot create %s",
+				    job->datadir);
+	fd = open(job->datadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return pgsnap_errno(err, errno, "cannot open %s", job->datadir);
+	for (i = 0; i < m->n; i++) {
+		const manifest_entry *e = &m->e[i];
+		if (e->type == 'd' && mkdirat(fd, e->path, e->mode) < 0)
+			return pgsnap_errno(err, errno, "cannot create "
+					    "directory %s/%s", job->datadir,
+					    e->path);
+		if (e->type == 'l' && symlinkat(e->target, fd, e->path) < 0)
+			return pgsnap_errno(err, errno, "cannot create "
+					    "symlink %s/%s", job->datadir,
+					    e->path);
+	}
+	*root = steal_fd(&fd);
+	return 0;
 }

@@ -203,6 +203,22 @@ int clone_prepare_snapshot(const pgsnap_store *s, const char *snapdir,
 			   pgsnap_error *err);
 int clone_choose(const pgsnap_store *s, pgsnap_method want,
 		 const clone_engine **out, pgsnap_error *err);
+/* The same, knowing the snapshot (its size weighs in the automatic
+ * choice: overlayfs copies a whole file up on its first write). */
+int clone_choose_for(const pgsnap_store *s, pgsnap_method want,
+		     const char *snapdir, const clone_engine **out,
+		     pgsnap_error *err);
+/* Lines "method NAME works|unavailable: why" and "new uses NAME: why";
+ * fresh probes again instead of trusting the store's cached answers. */
+int clone_describe(const pgsnap_store *s, const char *snapdir, bool fresh,
+		   char *buf, size_t len);
+
+/* ---- clone_trash.c: a removed clone is renamed into RUN/trash -------- */
+
+/* Delete everything in the trash now (gc calls it). */
+int trash_empty(const pgsnap_store *s);
+/* Delete the trash in a detached background process; returns at once. */
+int trash_kick(const pgsnap_store *s);
 
 /* ---- sql.c ------------------------------------------------------------ */
 

@@ -1,0 +1,33 @@
+/*
+ * clone_impl.h - what the clone engines (clone*.c) share with each other
+ * and nobody else.
+ */
+#ifndef PGSNAP_CLONE_IMPL_H
+#define PGSNAP_CLONE_IMPL_H
+
+#include "internal.h"
+#include "manifest.h"
+
+extern const clone_engine clone_engine_overlay;
+extern const clone_engine clone_engine_reflink;
+extern const clone_engine clone_engine_copy;
+
+/* Snapshots at least this big (bytes of data) count as large: overlayfs
+ * would copy a whole relation file up on its first touch. */
+#define CLONE_LARGE_BYTES (256ull << 20)
+
+/* Create job->datadir (0700) and every directory and symlink of the
+ * manifest under it; *root receives an fd on the new data directory.
+ * Runs with the caller's fs identity (call between fs_become/restore). */
+int clone_make_tree(clone_job *job, const manifest *m, int *root,
+		    pgsnap_error *err);
+
+/* The type of the filesystem holding path ("ext4", "tmpfs", ...). */
+const char *fs_type_name(const char *path);
+
+/* Copy engine variants, for `pgsnap doctor` and the bench. */
+const char *copy_impl_name(void);
+/* Is io_uring usable here?  0, or -errno with a reason in err. */
+int uring_probe(pgsnap_error *err);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * clone_overlay.c - the golden as the read-only lower layer of an
+ * overlayfs, a per-clone upper layer: constant time whatever the size.
+ *
+ * CLONE/upper  the clone's own files (its root gives the data directory
+ *              its owner and mode 0700, which postgres checks)
+ * CLONE/work   overlayfs' scratch space, on the same filesystem
+ * CLONE/data   the mount point, where postgres runs
+ * Mounted "volatile": a clone never needs its writes to be durable, and
+ * overlayfs then skips every sync of the upper layer.
+ */
+#include "clone_impl.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+/* overlayfs splits its options at ',' and its layers at ':'. */
+static bool opt_safe(const char *p)
+{
+	return !strpbrk(p, ",:\\\n");
+}
+
+static int do_mount(const char *lower, const char *upper, const char *work,
+		    const char *target, pgsnap_error *err)
+{
+	char opts[2048];
+	int n;
+
+	if (!opt_safe(lower) || !opt_safe(upper) || !opt_safe(work))
+		return pgsnap_err(err, EINVAL, "overlayfs cannot take a path "
+				  "holding ',', ':' or '\\' (%s, %s)", lower,
+				  upper);
+	n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s,"
+		     "volatile", lower, upper, work);
+	if (n < 0 || (size_t)n >= sizeof(opts))
+		return pgsnap_err(err, ENAMETOOLONG, "overlay paths too long");
+	if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
+		return pgsnap_errno(err, errno, "cannot mount an overlay on %s",
+				    target);
+	return 0;
+}
+
+static int overlay_probe(const pgsnap_store *s, pgsnap_error *err)
+{
+	char base[600], d[4][700], suffix[9];
+	static const char *const sub[] = { "l", "u", "w", "m" };
+	int r = 0;
+	size_t i;
+
+	if (geteuid() != 0)
+		return pgsnap_err(err, EPERM, "overlayfs as an ordinary user "
+			"needs the server inside a user and mount namespace, "
+			"which pgsnap does not do yet: run as root, or use "
+			"reflink or copy");
+	if (!opt_safe(s->home) || !opt_safe(s->run))
+		return pgsnap_err(err, EINVAL, "the store path holds ',', ':' "
+				  "or '\\', which overlayfs options cannot");
+	/* A real mount of a tiny overlay beside the clones: the only sure
+	 * answer (the kernel, the upper filesystem, a container's policy). */
+	random_hex(suffix, 8);
+	snprintf(base, sizeof(base), "%s/clones/.probe-%s", s->run, suffix);
+	if (mkdir(base, 0700) < 0)
+		return pgsnap_errno(err, errno, "cannot create %s", base);
+	for (i = 0; i < 4 && r == 0; i++) {
+		snprintf(d[i], sizeof(d[i]), "%s/%s", base, sub[i]);
+		if (mkdir(d[i], 0700) < 0)
+			r = pgsnap_errno(err, errno, "cannot create %s", d[i]);
+	}
+	if (r == 0)
+		r = do_mount(d[0], d[1], d[2], d[3], err);
+	if (r == 0 && umount2(d[3], MNT_DETACH) < 0)
+		r = pgsnap_errno(err, errno, "cannot unmount %s", d[3]);
+	rm_rf(base);
+	if (r < 0)
+		pgsnap_err_wrap(err, "overlayfs does not work here (upper "
+				"layer on %s)", fs_type_name(s->run));
+	return r;
+}
+
+static int overlay_clone(clone_job *job, pgsnap_error *err)
+{
+	char upper[700], work[700];
+	int r;
+
+	if (path_join(job->datadir, sizeof(job->datadir), job->dir, "data") < 0 ||
+	    path_join(upper, sizeof(upper), job->dir, "upper") < 0 ||
+	    path_join(work, sizeof(work), job->dir, "work") < 0)
+		return pgsnap_err(err, ENAMETOOLONG, "clone path too long");
+	if ((r = mkdir_server(job->store, upper)) < 0 ||
+	    (r = mkdir_server(job->store, work)) < 0 ||
+	    (r = mkdir_server(job->store, job->datadir)) < 0)
+		return pgsnap_errno(err, r, "cannot create the overlay "
+				    "directories in %s", job->dir);
+	return do_mount(job->golden, upper, work, job->datadir, err);
+}
+
+static int overlay_release(const pgsnap_store *s, const char *dir)
+{
+	char data[700];
+
+	(void)s;
+	if (path_join(data, sizeof(data), dir, "data") < 0)
+		return -ENAMETOOLONG;
+	if (umount2(data, UMOUNT_NOFOLLOW) == 0 || errno == EINVAL ||
+	    errno == ENOENT)
+		return 0;
+	/* Busy (a straggling process, a shell in it): detach now, the
+	 * kernel frees it when the last user goes. */
+	if (errno == EBUSY && umount2(data, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+		return 0;
+	return -errno;
+}
+
+const clone_engine clone_engine_overlay = {
+	.method = PGSNAP_METHOD_OVERLAY,
+	.name = "overlay",
+	.probe = overlay_probe,
+	.clone = overlay_clone,
+	.release = overlay_release,
+};
