@@ -150,9 +150,9 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 	snap = o->snapshot ? o->snapshot : "default";
 	if ((r = pgsnap_snapshot_ensure(s, snap, err)) < 0)
 		return r;
-	if ((r = clone_choose(s, o->method, &eng, err)) < 0)
-		return r;
 	snapshot_dir(s, snap, snapdir, sizeof(snapdir));
+	if ((r = clone_choose_for(s, o->method, snapdir, &eng, err)) < 0)
+		return r;
 	snprintf(golden, sizeof(golden), "%s/data", snapdir);
 
 	memset(&c, 0, sizeof(c));
@@ -265,9 +265,7 @@ static int destroy_clone(pgsnap_store *s, const pgsnap_clone *c,
 					    c->dir, trash);
 		return 0;
 	}
-	r = rm_rf(trash);
-	if (r < 0)
-		return pgsnap_errno(err, r, "cannot remove %s", trash);
+	trash_kick(s); /* gc empties the trash when this could not */
 	return 0;
 }
 

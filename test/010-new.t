@@ -72,7 +72,8 @@ run "$PGSNAP" rm --all
 is "$rc" 0 "rm --all exits 0"
 is "$("$PGSNAP" ls)" "" "ls is empty after rm --all"
 is "$(ls "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory is left"
-is "$(ls "$PGSNAP_HOME/run/trash" | wc -l)" 0 "nothing is left in the trash"
+wait_for 20 dir_empty "$PGSNAP_HOME/run/trash"
+is "$(ls "$PGSNAP_HOME/run/trash" | wc -l)" 0 "nothing is left in the trash (deleted in the background)"
 is "$(servers_under "$PGSNAP_HOME/run")" 0 "no server process is left"
 
 done_testing

@@ -118,3 +118,14 @@ alive() {
 servers_under() {
 	pgrep -c -f -- "postgres -D $1" 2>/dev/null || true
 }
+# wait_for SECONDS CMD...: true once CMD succeeds, false at the deadline
+# (a condition with a deadline, never a bare sleep).
+wait_for() {
+	local end=$((SECONDS + $1)); shift
+	until "$@"; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.05
+	done
+}
+# Is directory $1 empty (the trash, once its background deleter is done)?
+dir_empty() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
