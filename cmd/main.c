@@ -11,6 +11,7 @@ static const command commands[] = {
 	{ "new", cmd_new, "start a fresh server and print its URL" },
 	{ "ls", cmd_ls, "list live clones" },
 	{ "rm", cmd_rm, "stop clones and remove their files" },
+	{ "doctor", cmd_doctor, "report what works here and the clone method new uses" },
 };
 
 int usage_error(const char *cmd, const char *fmt, ...)

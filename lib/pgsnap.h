@@ -121,6 +121,12 @@ PGSNAP_API int pgsnap_rm_all(pgsnap_store *store, size_t *removed, pgsnap_error 
 PGSNAP_API int pgsnap_snapshot_ensure(pgsnap_store *store, const char *name,
 			   pgsnap_error *err);
 
+/* A report on this machine and store for `pgsnap doctor`: PostgreSQL,
+ * paths and filesystems, io_uring, clone methods and the one `new` uses.
+ * Lines of "key: value"; *text is malloc'ed, free() it. */
+PGSNAP_API int pgsnap_doctor(pgsnap_store *store, char **text,
+			     pgsnap_error *err);
+
 #ifdef __cplusplus
 }
 #endif
