@@ -192,6 +192,17 @@ static uint64_t snapshot_bytes(const char *snapdir)
 	return bytes;
 }
 
+/* PGSNAP_CLONE_LARGE_MB moves the line (tests, benchmarks). */
+static uint64_t large_bytes(void)
+{
+	const char *v = getenv("PGSNAP_CLONE_LARGE_MB");
+	long mb;
+
+	if (v && parse_long(v, 0, 1L << 30, &mb) == 0)
+		return (uint64_t)mb << 20;
+	return CLONE_LARGE_BYTES;
+}
+
 /* The automatic choice and why, in one sentence. */
 static const clone_engine *auto_choice(const probe_cache *pc,
 				       const char *snapdir, char *why,
@@ -201,7 +212,7 @@ static const clone_engine *auto_choice(const probe_cache *pc,
 	size_t rl = engine_index(&clone_engine_reflink);
 	size_t cp = engine_index(&clone_engine_copy);
 	uint64_t bytes = snapshot_bytes(snapdir);
-	bool large = bytes >= CLONE_LARGE_BYTES;
+	bool large = bytes >= large_bytes();
 
 	if (large && pc->rc[rl] == 0) {
 		snprintf(why, len, "the snapshot is large (%llu MB) and this "
