@@ -11,6 +11,8 @@ static void help(void)
 	       "List the clones of the store: id, snapshot, state, server "
 	       "pid, age and URL.\n\n"
 	       "  -q, --quiet   print ids only\n"
+	       "      --json    print a JSON array, one object per clone\n"
+	       "                (the fields of 'pgsnap new --json')\n"
 	       "  -h, --help    show this help\n");
 }
 
@@ -27,10 +29,24 @@ static void age(char *buf, size_t len, int64_t created_ms)
 		snprintf(buf, len, "%ldh", s / 3600);
 }
 
+/* An array even when empty: a program parses it without a special case. */
+static void print_json_array(const pgsnap_clone *v, size_t n)
+{
+	size_t i;
+
+	fputc('[', stdout);
+	for (i = 0; i < n; i++) {
+		fputs(i ? ",\n " : "", stdout);
+		print_clone_json(stdout, &v[i]);
+	}
+	fputs("]\n", stdout);
+}
+
 int cmd_ls(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -38,12 +54,13 @@ int cmd_ls(int argc, char **argv)
 	pgsnap_error err = { 0 };
 	pgsnap_clone *v;
 	size_t n, i;
-	int ch, quiet = 0;
+	int ch, quiet = 0, json = 0;
 
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'q': quiet = 1; break;
+		case 'J': json = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default: return bad_option("ls", argv, ch);
 		}
@@ -57,10 +74,12 @@ int cmd_ls(int argc, char **argv)
 		pgsnap_store_close(s);
 		return runtime_error(&err);
 	}
-	if (!quiet && n)
+	if (json)
+		print_json_array(v, n);
+	if (!quiet && !json && n)
 		printf("%-10s %-12s %-9s %-8s %-5s %s\n", "ID", "SNAPSHOT",
 		       "STATE", "PID", "AGE", "URL");
-	for (i = 0; i < n; i++) {
+	for (i = 0; !json && i < n; i++) {
 		char url[4096], a[16];
 		if (quiet) {
 			printf("%s\n", v[i].id);
@@ -73,5 +92,5 @@ int cmd_ls(int argc, char **argv)
 	}
 	free(v);
 	pgsnap_store_close(s);
-	return EXIT_OK;
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }

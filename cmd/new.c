@@ -1,7 +1,142 @@
-/* new.c - pgsnap new: a fresh server, its URL on stdout. */
+/* new.c - pgsnap new: a fresh server, its URL on stdout.  Its options are
+ * shared with `pgsnap exec` (new_parse), so both stay the same. */
 #include "cmd.h"
 
 #include <string.h>
+
+enum {
+	OPT_OWNER = 0x100,
+	OPT_ENV,
+	OPT_JSON,
+	OPT_JDBC,
+	OPT_KEEP_ON_FAILURE,
+};
+
+#define FOR_NEW 1u
+#define FOR_EXEC 2u
+#define FOR_BOTH (FOR_NEW | FOR_EXEC)
+
+/* One row per option: getopt's table, the short options and the help are
+ * all made from it.  A new option of `new` goes here (and in the switch of
+ * new_parse) and is offered by `exec` too unless marked FOR_NEW. */
+static const struct new_option {
+	const char *name;
+	int has_arg;
+	int val;               /* a letter: also a short option */
+	unsigned cmds;
+	const char *help;      /* "ARG\tdescription" when it takes a value */
+} new_options[] = {
+	{ "snapshot", required_argument, 's', FOR_BOTH,
+	  "NAME\tsnapshot to clone (default: default)" },
+	{ "tcp", no_argument, 't', FOR_BOTH,
+	  "also listen on 127.0.0.1, on a free port" },
+	{ "options", required_argument, 'o', FOR_BOTH,
+	  "'OPTIONS'\textra postgres options, e.g. '-c work_mem=64MB'" },
+	{ "clone-method", required_argument, 'm', FOR_BOTH,
+	  "M\toverlay, reflink or copy (default: best here)" },
+	{ "timeout", required_argument, 'w', FOR_BOTH,
+	  "SECONDS\tstop once idle after this long (0: never)" },
+	{ "keep", no_argument, 'k', FOR_BOTH,
+	  "keep the data directory after the server stops" },
+	{ "owner", required_argument, OPT_OWNER, FOR_BOTH,
+	  "PID\tthe clone dies with process PID" },
+	{ "user", required_argument, 'u', FOR_BOTH,
+	  "NAME\tthe server's OS user when root (default: postgres)" },
+	{ "env", no_argument, OPT_ENV, FOR_NEW,
+	  "print shell export lines (for eval), not the URL" },
+	{ "json", no_argument, OPT_JSON, FOR_NEW,
+	  "print a JSON object with every field of the clone" },
+	{ "jdbc", no_argument, OPT_JDBC, FOR_NEW,
+	  "print a JDBC URL (implies --tcp)" },
+	{ "keep-on-failure", no_argument, OPT_KEEP_ON_FAILURE, FOR_EXEC,
+	  "keep the clone when COMMAND fails; say how to reach it" },
+	{ "help", no_argument, 'h', FOR_BOTH, "show this help" },
+};
+
+void new_help_options(const char *cmd)
+{
+	unsigned which = strcmp(cmd, "exec") ? FOR_NEW : FOR_EXEC;
+	size_t i;
+
+	for (i = 0; i < sizeof(new_options) / sizeof(new_options[0]); i++) {
+		const struct new_option *n = &new_options[i];
+		const char *tab = strchr(n->help, '\t');
+		char left[64];
+		if (!(n->cmds & which))
+			continue;
+		if (n->val < 0x100)
+			snprintf(left, sizeof(left), "-%c, --%s%s%.*s", n->val,
+				 n->name, tab ? " " : "",
+				 tab ? (int)(tab - n->help) : 0, n->help);
+		else
+			snprintf(left, sizeof(left), "    --%s%s%.*s", n->name,
+				 tab ? " " : "", tab ? (int)(tab - n->help) : 0,
+				 n->help);
+		printf("  %-26s %s\n", left, tab ? tab + 1 : n->help);
+	}
+}
+
+int new_parse(const char *cmd, int argc, char **argv, new_args *a)
+{
+	unsigned which = strcmp(cmd, "exec") ? FOR_NEW : FOR_EXEC;
+	struct option longopts[sizeof(new_options) / sizeof(new_options[0]) + 1];
+	/* '+': exec stops at its COMMAND, whose options are not ours. */
+	char shortopts[2 * sizeof(new_options) / sizeof(new_options[0]) + 4] = "+:";
+	size_t i, n = 0, k = 2;
+	long v;
+	int ch;
+
+	memset(a, 0, sizeof(*a));
+	a->o.timeout_s = -1;
+	for (i = 0; i < sizeof(new_options) / sizeof(new_options[0]); i++) {
+		const struct new_option *no = &new_options[i];
+		if (!(no->cmds & which))
+			continue;
+		longopts[n++] = (struct option){ no->name, no->has_arg, NULL,
+						 no->val };
+		if (no->val < 0x100) {
+			shortopts[k++] = (char)no->val;
+			if (no->has_arg)
+				shortopts[k++] = ':';
+		}
+	}
+	longopts[n] = (struct option){ 0 };
+	shortopts[k] = '\0';
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': a->o.snapshot = optarg; break;
+		case 't': a->o.tcp = 1; break;
+		case 'o': a->o.server_opts = optarg; break;
+		case 'm':
+			if (pgsnap_method_parse(optarg, &a->o.method) < 0)
+				return usage_error(cmd, "clone method '%s': "
+					"expected overlay, reflink, copy or "
+					"auto", optarg);
+			break;
+		case 'w':
+			if (opt_long(cmd, "-w", optarg, 0, 365L * 86400, &v))
+				return EXIT_USAGE;
+			a->o.timeout_s = v;
+			break;
+		case 'k': a->o.keep = 1; break;
+		case OPT_OWNER:
+			if (opt_long(cmd, "--owner", optarg, 1, 1 << 22, &v))
+				return EXIT_USAGE;
+			a->o.owner = (pid_t)v;
+			break;
+		case 'u': a->user = optarg; break;
+		case OPT_ENV: a->out = OUT_ENV; break;
+		case OPT_JSON: a->out = OUT_JSON; break;
+		case OPT_JDBC: a->out = OUT_JDBC; a->o.tcp = 1; break;
+		case OPT_KEEP_ON_FAILURE: a->keep_on_failure = 1; break;
+		case 'h': return NEW_PARSE_HELP;
+		default: return bad_option(cmd, argv, ch);
+		}
+	}
+	return NEW_PARSE_OK;
+}
 
 static void help(void)
 {
@@ -10,82 +145,34 @@ static void help(void)
 "\n"
 "Clone a snapshot, start postgres on it and print one libpq URL on stdout\n"
 "once the server accepts connections.\n"
-"\n"
-"  -s, --snapshot NAME      snapshot to clone (default: default)\n"
-"  -t, --tcp                also listen on 127.0.0.1, on a free port\n"
-"  -o, --options 'OPTIONS'  extra postgres options, e.g. '-c work_mem=64MB'\n"
-"  -m, --clone-method M     overlay, reflink or copy (default: best here)\n"
-"  -w, --timeout SECONDS    stop once idle after this long (0: never)\n"
-"  -k, --keep               keep the data directory after the server stops\n"
-"      --owner PID          the clone dies with process PID\n"
-"  -u, --user NAME          the server's user when running as root\n"
-"                           (default: postgres)\n"
-"  -h, --help               show this help\n");
+"\n");
+	new_help_options("new");
 }
 
 int cmd_new(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "snapshot", required_argument, NULL, 's' },
-		{ "tcp", no_argument, NULL, 't' },
-		{ "options", required_argument, NULL, 'o' },
-		{ "clone-method", required_argument, NULL, 'm' },
-		{ "timeout", required_argument, NULL, 'w' },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "owner", required_argument, NULL, 'O' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	pgsnap_new_opts o = { 0 };
-	const char *user = NULL;
+	new_args a;
 	pgsnap_store *s;
 	pgsnap_clone c;
 	pgsnap_error err = { 0 };
-	char url[4096];
-	long v;
-	int ch, r;
+	int r;
 
-	o.timeout_s = -1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:to:m:w:ku:h", longopts,
-				 NULL)) != -1) {
-		switch (ch) {
-		case 's': o.snapshot = optarg; break;
-		case 't': o.tcp = 1; break;
-		case 'o': o.server_opts = optarg; break;
-		case 'm':
-			if (pgsnap_method_parse(optarg, &o.method) < 0)
-				return usage_error("new", "clone method '%s': "
-					"expected overlay, reflink, copy or "
-					"auto", optarg);
-			break;
-		case 'w':
-			if (opt_long("new", "-w", optarg, 0, 365L * 86400, &v))
-				return EXIT_USAGE;
-			o.timeout_s = v;
-			break;
-		case 'k': o.keep = 1; break;
-		case 'O':
-			if (opt_long("new", "--owner", optarg, 1, 1 << 22, &v))
-				return EXIT_USAGE;
-			o.owner = (pid_t)v;
-			break;
-		case 'u': user = optarg; break;
-		case 'h': help(); return EXIT_OK;
-		default: return bad_option("new", argv, ch);
-		}
+	r = new_parse("new", argc, argv, &a);
+	if (r == NEW_PARSE_HELP) {
+		help();
+		return EXIT_OK;
 	}
+	if (r >= 0)
+		return r;
 	if (optind < argc)
 		return usage_error("new", "unexpected argument '%s'",
 				   argv[optind]);
-	if (open_store(&s, user, &err) < 0)
+	if (open_store(&s, a.user, &err) < 0)
 		return runtime_error(&err);
-	r = pgsnap_new(s, &o, &c, &err);
+	r = pgsnap_new(s, &a.o, &c, &err);
 	pgsnap_store_close(s);
 	if (r < 0)
 		return runtime_error(&err);
-	pgsnap_clone_url(&c, url, sizeof(url));
-	printf("%s\n", url);
+	print_clone(stdout, &c, a.out);
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }
