@@ -167,7 +167,7 @@ int cmd_exec(int argc, char **argv)
 	pgsnap_store *s;
 	pgsnap_clone c;
 	pgsnap_error err = { 0 };
-	sigset_t mask, old;
+	sigset_t mask;
 	pid_t pid;
 	int r, sfd, sig, status, stopped = 0, code;
 	size_t i;
@@ -195,7 +195,7 @@ int cmd_exec(int argc, char **argv)
 	for (i = 0; i < sizeof(passed_on) / sizeof(passed_on[0]); i++)
 		sigaddset(&mask, passed_on[i]);
 	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, &old);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		fprintf(stderr, "pgsnap: signalfd: %s\n", strerror(errno));
@@ -235,6 +235,8 @@ int cmd_exec(int argc, char **argv)
 	}
 	pgsnap_store_close(s);
 	close(sfd);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	/* The signals stay blocked until we exit: a Ctrl-C still pending
+	 * (the command's exit was seen first) must not turn the command's
+	 * status into our death by SIGINT. */
 	return code;
 }
