@@ -13,6 +13,7 @@ static const command commands[] = {
 	{ "rm", cmd_rm, "stop clones and remove their files" },
 	{ "doctor", cmd_doctor, "report what works here and the clone method new uses" },
 	{ "exec", cmd_exec, "run a command against a fresh server, then remove it" },
+	{ "snapshot", cmd_snapshot, "build, list, save, export snapshots" },
 };
 
 int usage_error(const char *cmd, const char *fmt, ...)

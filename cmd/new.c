@@ -10,6 +10,8 @@ enum {
 	OPT_JSON,
 	OPT_JDBC,
 	OPT_KEEP_ON_FAILURE,
+	OPT_BUILD_IF_STALE,
+	OPT_NOW,
 };
 
 #define FOR_NEW 1u
@@ -28,6 +30,10 @@ static const struct new_option {
 } new_options[] = {
 	{ "snapshot", required_argument, 's', FOR_BOTH,
 	  "NAME\tsnapshot to clone (default: default)" },
+	{ "build-if-stale", no_argument, OPT_BUILD_IF_STALE, FOR_BOTH,
+	  "rebuild the snapshot first if its inputs changed" },
+	{ "now", required_argument, OPT_NOW, FOR_BOTH,
+	  "TIME\tmock now(): '2021-06-06 12:00:00+00' or clock" },
 	{ "tcp", no_argument, 't', FOR_BOTH,
 	  "also listen on 127.0.0.1, on a free port" },
 	{ "options", required_argument, 'o', FOR_BOTH,
@@ -76,6 +82,14 @@ void new_help_options(const char *cmd)
 	}
 }
 
+/* A snapshot built on the way: say so (a slow `new` explains itself). */
+static void on_build(void *ctx, int final, const char *msg)
+{
+	(void)ctx;
+	if (final)
+		fprintf(stderr, "pgsnap: %s\n", msg);
+}
+
 int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 {
 	unsigned which = strcmp(cmd, "exec") ? FOR_NEW : FOR_EXEC;
@@ -88,6 +102,7 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->o.timeout_s = -1;
+	a->o.progress = on_build;
 	for (i = 0; i < sizeof(new_options) / sizeof(new_options[0]); i++) {
 		const struct new_option *no = &new_options[i];
 		if (!(no->cmds & which))
@@ -131,6 +146,8 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 		case OPT_JSON: a->out = OUT_JSON; break;
 		case OPT_JDBC: a->out = OUT_JDBC; a->o.tcp = 1; break;
 		case OPT_KEEP_ON_FAILURE: a->keep_on_failure = 1; break;
+		case OPT_BUILD_IF_STALE: a->o.build_if_stale = 1; break;
+		case OPT_NOW: a->o.now = optarg; break;
 		case 'h': return NEW_PARSE_HELP;
 		default: return bad_option(cmd, argv, ch);
 		}

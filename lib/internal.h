@@ -170,8 +170,12 @@ char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len);
 
 int snapshot_dir(const pgsnap_store *s, const char *name, char *buf,
 		 size_t len);
-int snapshot_build_default(pgsnap_store *s, const char *name,
-			   pgsnap_error *err);
+/* The snapshot a new clone starts from, built or refreshed as the options
+ * ask (shipped recipe, --build-if-stale, --now), refused when another
+ * PostgreSQL major made it.  name receives its name; *lock_fd holds a
+ * shared lock on it (a rebuild waits) until the caller has cloned it. */
+int snapshot_for_new(pgsnap_store *s, const pgsnap_new_opts *o, char *name,
+		     size_t len, int *lock_fd, pgsnap_error *err);
 
 /* ---- clone.c: the engines (strategy) ---------------------------------- */
 

@@ -137,8 +137,8 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 	       pgsnap_error *err)
 {
 	static const pgsnap_new_opts defaults = { 0 };
-	const char *snap;
-	char snapdir[600], golden[700];
+	char snap[64], snapdir[600], golden[700];
+	cleanup_close int snap_lock_fd = -1;
 	const clone_engine *eng;
 	pgsnap_clone c;
 	clone_job job = { 0 };
@@ -147,8 +147,8 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 
 	if (!o)
 		o = &defaults;
-	snap = o->snapshot ? o->snapshot : "default";
-	if ((r = pgsnap_snapshot_ensure(s, snap, err)) < 0)
+	if ((r = snapshot_for_new(s, o, snap, sizeof(snap), &snap_lock_fd,
+				  err)) < 0)
 		return r;
 	snapshot_dir(s, snap, snapdir, sizeof(snapdir));
 	if ((r = clone_choose_for(s, o->method, snapdir, &eng, err)) < 0)
@@ -186,6 +186,7 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 	if ((r = eng->clone(&job, err)) < 0)
 		goto fail;
 	cloned = true;
+	close(steal_fd(&snap_lock_fd));
 	snprintf(c.datadir, sizeof(c.datadir), "%s", job.datadir);
 	if ((r = start_server(s, o, &c, err)) < 0)
 		goto fail;

@@ -68,6 +68,9 @@ typedef struct pgsnap_new_opts {
 	const char *now;           /* mock now(): a timestamp or "clock"; NULL: off */
 	int build_if_stale;        /* rebuild the snapshot from its recipe first */
 	int no_pool;               /* never take a pooled clone */
+	/* Snapshot builds on the way (see pgsnap_build_opts); may be NULL. */
+	void (*progress)(void *ctx, int final, const char *msg);
+	void *progress_ctx;
 } pgsnap_new_opts;
 
 /* A clone as the registry knows it (public). */
@@ -126,6 +129,79 @@ PGSNAP_API int pgsnap_snapshot_ensure(pgsnap_store *store, const char *name,
  * Lines of "key: value"; *text is malloc'ed, free() it. */
 PGSNAP_API int pgsnap_doctor(pgsnap_store *store, char **text,
 			     pgsnap_error *err);
+
+/* ---- snapshots (issue 5) ------------------------------------------------
+ * A snapshot is built from a recipe: directives such as "sql FILE",
+ * "exec COMMAND", "extension NAME", "setting NAME = VALUE", "initdb OPT",
+ * "input PATH", "from BASE", "now TIME", "include RECIPE" (see
+ * snapshots/README.md).  Its key is a SHA-256 of everything that shapes it;
+ * a build whose key matches the installed snapshot does nothing. */
+
+typedef struct pgsnap_build_opts {
+	const char *recipe_file;   /* read first; NULL: none */
+	const char *const *directives; /* then these lines, in order */
+	size_t n_directives;
+	const char *cwd;           /* base of relative paths; NULL: getcwd */
+	int force;                 /* rebuild even when the key matches */
+	/* Progress of a build: final=0 for each step (which input, elapsed),
+	 * final=1 once per snapshot built ("snapshot 'x' built ..."). */
+	void (*progress)(void *ctx, int final, const char *msg);
+	void *progress_ctx;
+} pgsnap_build_opts;
+
+typedef struct pgsnap_build_result {
+	char key[65];
+	int built;                 /* 1: built now; 0: it was up to date */
+	int64_t build_ms;
+	int bases_built;           /* base snapshots (re)built on the way */
+} pgsnap_build_result;
+
+/* Build NAME unless a snapshot with the same key is installed. */
+PGSNAP_API int pgsnap_snapshot_build(pgsnap_store *store, const char *name,
+			  const pgsnap_build_opts *opts,
+			  pgsnap_build_result *res, pgsnap_error *err);
+/* The key NAME would have, without building anything (bases are neither
+ * built nor read beyond their recorded keys). */
+PGSNAP_API int pgsnap_snapshot_key(pgsnap_store *store, const char *name,
+			const pgsnap_build_opts *opts, char key[65],
+			pgsnap_error *err);
+
+typedef struct pgsnap_snapshot_info {
+	char name[64];
+	char key[65];
+	char pg_version[32];
+	char origin[16];           /* shipped, recipe, now, save, import */
+	char from[64];
+	int64_t size;              /* bytes on disk */
+	int64_t created_ms;
+	int64_t used_ms;           /* last clone made; 0: never */
+	int clones;                /* live clones */
+} pgsnap_snapshot_info;
+
+/* The snapshots of the store, by name.  *out is malloc'ed; free() it. */
+PGSNAP_API int pgsnap_snapshot_list(pgsnap_store *store,
+			 pgsnap_snapshot_info **out, size_t *n,
+			 pgsnap_error *err);
+/* Remove a snapshot; refused while clones of it are alive unless force
+ * (which removes those clones first). */
+PGSNAP_API int pgsnap_snapshot_rm(pgsnap_store *store, const char *name,
+		       int force, pgsnap_error *err);
+/* Freeze a live clone (id or URL) into a new snapshot NAME. */
+PGSNAP_API int pgsnap_snapshot_save(pgsnap_store *store, const char *clone,
+			 const char *name, int force, pgsnap_error *err);
+/* A portable archive (tar; .gz/.zst/.xz compress) with key, PostgreSQL
+ * version and machine. */
+PGSNAP_API int pgsnap_snapshot_export(pgsnap_store *store, const char *name,
+			   const char *file, pgsnap_error *err);
+/* Install an archive as name (NULL: the name it was exported under);
+ * *installed (may be NULL) is 0 when the same key was already there. */
+PGSNAP_API int pgsnap_snapshot_import(pgsnap_store *store, const char *file,
+			   const char *name, int force, char out_name[64],
+			   int *installed, pgsnap_error *err);
+/* Keep the keep most recently used snapshots (those with live clones are
+ * always kept) and remove leftovers of dead builds.  *removed counts. */
+PGSNAP_API int pgsnap_snapshot_gc(pgsnap_store *store, long keep,
+		       size_t *removed, pgsnap_error *err);
 
 #ifdef __cplusplus
 }

@@ -2,12 +2,19 @@
  * snapshot.c - golden data directories, built once and cloned many times.
  *
  * A snapshot is home/snapshots/NAME/ holding data/ (a cleanly shut down
- * data directory owned by the server user) and meta.  It is built aside in
- * a .build-* directory and renamed into place only when complete, under a
- * per-name lock so that concurrent builders wait for one build.
+ * data directory owned by the server user), meta (key, PostgreSQL version,
+ * machine, origin) and, when it was built from a recipe, recipe (the
+ * directives with absolute paths, so that it can be rebuilt).  It is built
+ * aside in a .build-* directory and swapped into place only when complete,
+ * under a per-name lock so that concurrent builders wait for one build.
+ *
+ * This file: meta, locks, installing, listing, removing, and the
+ * decisions of `new` (build, refresh, refuse).  The build itself is in
+ * snapshot_build.c, the key in snapshot_key.c, save/export/import in
+ * snapshot_move.c.
  */
-#include "internal.h"
-#include "recipe.h"
+#include "snapshot.h"
+#include "sha256.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,6 +22,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#define MAX_BASE_DEPTH 8
 
 int snapshot_dir(const pgsnap_store *s, const char *name, char *buf,
 		 size_t len)
@@ -30,135 +41,315 @@ static bool snapshot_exists(const char *dir)
 	return access(meta, F_OK) == 0;
 }
 
-/* Append the recipe's settings to postgresql.conf, as the server user. */
-static int write_settings(const pgsnap_store *s, const char *datadir,
-			  const recipe *rc, pgsnap_error *err)
+static int check_name(const char *name, pgsnap_error *err)
 {
-	char path[700];
-	FILE *f;
-	fs_ids ids;
-	size_t i;
-	int r = 0;
-
-	snprintf(path, sizeof(path), "%s/postgresql.conf", datadir);
-	ids = fs_become(s);
-	f = fopen(path, "ae");
-	fs_restore(ids);
-	if (!f)
-		return pgsnap_errno(err, errno, "cannot open %s", path);
-	fprintf(f, "\n# pgsnap recipe '%s'\n", rc->name);
-	for (i = 0; i < rc->n_settings; i++)
-		fprintf(f, "%s\n", rc->settings[i]);
-	if (fclose(f) != 0)
-		r = pgsnap_errno(err, errno, "cannot write %s", path);
-	return r;
-}
-
-static int run_initdb(const pgsnap_store *s, const char *build,
-		      const recipe *rc, pgsnap_error *err)
-{
-	char prog[600], data[700], logp[700], tail[700];
-	const char *argv[64];
-	int argc = 0, r;
-	size_t i;
-	cleanup_close int logfd = -1;
-	spawn_opts so = { 0 };
-	fs_ids ids;
-
-	snprintf(prog, sizeof(prog), "%s/initdb", s->bindir);
-	snprintf(data, sizeof(data), "%s/data", build);
-	snprintf(logp, sizeof(logp), "%s/build.log", build);
-	argv[argc++] = "initdb";
-	argv[argc++] = "-D";
-	argv[argc++] = data;
-	argv[argc++] = "-U";
-	argv[argc++] = "postgres";
-	argv[argc++] = "--auth-local=trust";
-	argv[argc++] = "--auth-host=scram-sha-256";
-	argv[argc++] = "--no-sync"; /* synced once, with syncfs, below */
-	argv[argc++] = "--no-instructions";
-	for (i = 0; i < rc->n_initdb && argc < 60; i++)
-		argv[argc++] = rc->initdb[i];
-	argv[argc] = NULL;
-
-	ids = fs_become(s);
-	logfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	fs_restore(ids);
-	if (logfd < 0)
-		return pgsnap_errno(err, errno, "cannot create %s", logp);
-	so.store = s;
-	so.out_fd = logfd;
-	so.cwd = build;
-	r = run_process(prog, (char *const *)argv, &so);
-	if (r < 0)
-		return pgsnap_errno(err, r, "cannot run %s", prog);
-	if (r != 0) {
-		log_tail(logp, 3, tail, sizeof(tail));
-		return pgsnap_err(err, EIO, "initdb failed (exit %d): %s", r,
-				  tail);
-	}
+	if (!name_valid(name, 63))
+		return pgsnap_err(err, EINVAL,
+			"snapshot name '%s' is invalid (letters, digits, '_', "
+			"'-', '.'; at most 63; not starting with '.' or '-')",
+			name);
 	return 0;
 }
 
-static int write_meta(const pgsnap_store *s, const char *build,
-		      const recipe *rc, pgsnap_error *err)
+/* ---- PostgreSQL identity ---------------------------------------------- */
+
+/* `postgres -V` costs a process; its answer is cached beside the
+ * snapshots, keyed by the binary's inode, size and mtime. */
+static int ask_version(const pgsnap_store *s, const char *prog, char *buf,
+		       size_t len)
 {
-	char path[700], ver[64] = "", buf[1024];
-	cleanup_free char *pgv = NULL;
+	char *argv[] = { "postgres", "-V", NULL };
+	spawn_opts o = { 0 };
+	int pfd[2], r;
+	size_t got = 0;
+	ssize_t n;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	o.store = s;
+	o.out_fd = pfd[1];
+	r = spawn_process(prog, argv, &o);
+	close(pfd[1]);
+	if (r < 0) {
+		close(pfd[0]);
+		return r;
+	}
+	while (got + 1 < len && (n = read(pfd[0], buf + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	close(pfd[0]);
+	wait_pid_exit(r, 10000);
+	buf[got] = '\0';
+	return 0;
+}
+
+int pg_identity(pgsnap_store *s, pg_ident *id, pgsnap_error *err)
+{
+	char prog[600], cache[700], stamp[128], out[256];
+	cleanup_free char *text = NULL;
+	struct utsname u;
 	struct stat st;
+	const char *v;
+	int r;
+
+	memset(id, 0, sizeof(*id));
+	snprintf(prog, sizeof(prog), "%s/postgres", s->bindir);
+	if (stat(prog, &st) < 0)
+		return pgsnap_errno(err, errno, "cannot stat %s", prog);
+	snprintf(id->bin, sizeof(id->bin), "%lld:%lld", (long long)st.st_size,
+		 (long long)st.st_mtime);
+	uname(&u);
+	snprintf(id->arch, sizeof(id->arch), "%s", u.machine);
+	snprintf(stamp, sizeof(stamp), "%llu:%llu:%lld:%lld.%ld",
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+		 (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		 st.st_mtim.tv_nsec);
+	snprintf(cache, sizeof(cache), "%s/snapshots/.pg-identity", s->home);
+	if (read_file(cache, 4096, &text, NULL) == 0) {
+		size_t sl = strlen(stamp);
+		if (!strncmp(text, stamp, sl) && text[sl] == ' ') {
+			snprintf(id->version, sizeof(id->version), "%.*s",
+				 (int)strcspn(text + sl + 1, "\n"),
+				 text + sl + 1);
+		}
+	}
+	if (!id->version[0]) {
+		char line[256];
+		r = ask_version(s, prog, out, sizeof(out));
+		v = r == 0 ? strstr(out, "(PostgreSQL) ") : NULL;
+		if (!v)
+			return pgsnap_err(err, EIO, "cannot tell the version "
+				"of %s ('%s -V' said: %.100s)", prog, prog,
+				r == 0 ? out : strerror(-r));
+		v += strlen("(PostgreSQL) ");
+		snprintf(id->version, sizeof(id->version), "%.*s",
+			 (int)strcspn(v, " \n"), v);
+		r = snprintf(line, sizeof(line), "%s %s\n", stamp, id->version);
+		write_file_atomic(cache, line, (size_t)r, 0644);
+	}
+	id->major = (int)strtol(id->version, NULL, 10);
+	if (id->major <= 0)
+		return pgsnap_err(err, EIO, "cannot read the PostgreSQL version "
+				  "'%s'", id->version);
+	snprintf(s->pg_version, sizeof(s->pg_version), "%s", id->version);
+	s->pg_major = id->major;
+	return 0;
+}
+
+/* ---- meta ---------------------------------------------------------------- */
+
+static void meta_field(const char *text, const char *key, char *out,
+		       size_t len)
+{
+	size_t kl = strlen(key);
+	const char *p = text;
+
+	out[0] = '\0';
+	while (p && *p) {
+		if (!strncmp(p, key, kl) && p[kl] == '=') {
+			p += kl + 1;
+			snprintf(out, len, "%.*s", (int)strcspn(p, "\n"), p);
+			return;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+}
+
+int meta_read(const char *snapdir, snap_meta *m)
+{
+	char path[700], num[32];
+	cleanup_free char *text = NULL;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(path, sizeof(path), "%s/meta", snapdir);
+	if ((r = read_file(path, 65536, &text, NULL)) < 0)
+		return r;
+	meta_field(text, "format", num, sizeof(num));
+	m->format = (int)strtol(num, NULL, 10);
+	meta_field(text, "name", m->name, sizeof(m->name));
+	meta_field(text, "key", m->key, sizeof(m->key));
+	meta_field(text, "pg_version", m->pg_version, sizeof(m->pg_version));
+	meta_field(text, "pg_major", num, sizeof(num));
+	m->pg_major = (int)strtol(num, NULL, 10);
+	meta_field(text, "arch", m->arch, sizeof(m->arch));
+	meta_field(text, "from", m->from, sizeof(m->from));
+	meta_field(text, "origin", m->origin, sizeof(m->origin));
+	meta_field(text, "now", m->now, sizeof(m->now));
+	meta_field(text, "created_ms", num, sizeof(num));
+	m->created_ms = strtoll(num, NULL, 10);
+	return 0;
+}
+
+int meta_write(const pgsnap_store *s, const char *snapdir, const snap_meta *m,
+	       pgsnap_error *err)
+{
+	char path[700], buf[2048];
+	fs_ids ids;
 	int n, r;
 
-	snprintf(path, sizeof(path), "%s/data/PG_VERSION", build);
-	if (read_file(path, 64, &pgv, NULL) == 0)
-		snprintf(ver, sizeof(ver), "%.*s", (int)strcspn(pgv, "\n"), pgv);
-	snprintf(path, sizeof(path), "%s/postgres", s->bindir);
-	if (stat(path, &st) < 0)
-		memset(&st, 0, sizeof(st));
+	if (strchr(m->now, '\n'))
+		return pgsnap_err(err, EINVAL, "--now: no newline, please");
 	n = snprintf(buf, sizeof(buf),
-		     "format=1\nname=%s\npg_major=%s\nbindir=%s\n"
-		     "bin_id=%llu:%llu:%lld:%lld\ncreated_ms=%lld\n",
-		     rc->name, ver, s->bindir, (unsigned long long)st.st_dev,
-		     (unsigned long long)st.st_ino, (long long)st.st_size,
-		     (long long)st.st_mtime, (long long)now_ms());
-	snprintf(path, sizeof(path), "%s/meta", build);
+		     "format=%d\nname=%s\nkey=%s\npg_version=%s\npg_major=%d\n"
+		     "arch=%s\nfrom=%s\norigin=%s\nnow=%s\ncreated_ms=%lld\n",
+		     SNAP_META_FORMAT, m->name, m->key, m->pg_version,
+		     m->pg_major, m->arch, m->from, m->origin, m->now,
+		     (long long)m->created_ms);
+	snprintf(path, sizeof(path), "%s/meta", snapdir);
+	ids = fs_become(s);
 	r = write_file_atomic(path, buf, (size_t)n, 0644);
+	fs_restore(ids);
 	return r < 0 ? pgsnap_errno(err, r, "cannot write %s", path) : 0;
 }
 
-static int build_from_recipe(pgsnap_store *s, const char *final,
-			     const recipe *rc, pgsnap_error *err)
+/* ---- locks, build directories, installing ------------------------------- */
+
+int snap_lock(const pgsnap_store *s, const char *name, int how, int *fd,
+	      pgsnap_error *err)
 {
-	char build[700], data[760], suffix[17];
+	char path[700];
+	int lfd;
+
+	snprintf(path, sizeof(path), "%s/snapshots/.%s.lock", s->home, name);
+	lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lfd < 0)
+		return pgsnap_errno(err, errno, "cannot open %s", path);
+	while (flock(lfd, how) < 0) {
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		close(lfd);
+		if (e == EWOULDBLOCK)
+			return -EWOULDBLOCK;
+		return pgsnap_errno(err, e, "cannot lock %s", path);
+	}
+	*fd = lfd;
+	return 0;
+}
+
+int snap_build_dir(const pgsnap_store *s, const char *name, char *buf,
+		   size_t len, pgsnap_error *err)
+{
+	char suffix[17];
+	int r;
+
+	random_hex(suffix, 16);
+	if (snprintf(buf, len, "%s/snapshots/.build-%s-%s", s->home, name,
+		     suffix) >= (int)len)
+		return pgsnap_err(err, ENAMETOOLONG, "snapshot path too long");
+	r = mkdir_server(s, buf);
+	return r < 0 ? pgsnap_errno(err, r, "cannot create %s", buf) : 0;
+}
+
+int snap_clones(const pgsnap_store *s, const char *name, pgsnap_error *err)
+{
+	registry reg;
+	size_t i;
+	int n = 0, r = registry_lock(s, &reg, err);
+
+	if (r < 0)
+		return r;
+	for (i = 0; i < reg.n; i++)
+		if (!strcmp(reg.recs[i].snapshot, name))
+			n++;
+	registry_unlock(&reg);
+	return n;
+}
+
+int snap_install(const pgsnap_store *s, const char *build, const char *name,
+		 pgsnap_error *err)
+{
+	char final[600], retired[700], suffix[17];
 	cleanup_close int dfd = -1;
 	int r;
 
-	random_hex(suffix, 8);
-	snprintf(build, sizeof(build), "%s/snapshots/.build-%s-%s", s->home,
-		 rc->name, suffix);
-	snprintf(data, sizeof(data), "%s/data", build);
-	r = mkdir_server(s, build);
-	if (r < 0)
-		return pgsnap_errno(err, r, "cannot create %s", build);
-	if ((r = run_initdb(s, build, rc, err)) < 0 ||
-	    (r = write_settings(s, data, rc, err)) < 0 ||
-	    (r = write_meta(s, build, rc, err)) < 0 ||
-	    (r = clone_prepare_snapshot(s, build, err)) < 0)
-		goto fail;
+	if ((r = clone_prepare_snapshot(s, build, err)) < 0)
+		return r;
+	/* The golden is written without fsync (initdb --no-sync, fsync=off
+	 * while building): one syncfs makes it durable before it is named. */
 	dfd = open(build, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
 		syncfs(dfd);
-	if (rename(build, final) < 0) {
-		r = pgsnap_errno(err, errno, "cannot rename %s to %s", build,
-				 final);
-		goto fail;
+	snapshot_dir(s, name, final, sizeof(final));
+	if (renameat2(AT_FDCWD, build, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return pgsnap_errno(err, errno, "cannot rename %s to %s", build,
+				    final);
+	if (renameat2(AT_FDCWD, build, AT_FDCWD, final, RENAME_EXCHANGE) < 0)
+		return pgsnap_errno(err, errno, "cannot swap %s and %s", build,
+				    final);
+	/* build now holds the old snapshot.  Clones made by overlay still
+	 * read it: retire it until they are gone (gc removes it). */
+	if (snap_clones(s, name, NULL) > 0) {
+		random_hex(suffix, 16);
+		snprintf(retired, sizeof(retired), "%s/snapshots/.retired-%s-%s",
+			 s->home, name, suffix);
+		if (rename(build, retired) == 0)
+			return 0;
 	}
-	return 0;
-fail:
 	rm_rf(build);
-	return r;
+	return 0;
 }
 
-/* The names of existing snapshots, for error messages. */
+/* ---- pg_control ------------------------------------------------------------ */
+
+bool datadir_clean(const char *datadir)
+{
+	/* ControlFileData starts with system_identifier (8 bytes),
+	 * pg_control_version and catalog_version_no (4 each), then state;
+	 * DB_SHUTDOWNED is 1.  The layout of this head never changed. */
+	char path[700];
+	unsigned char buf[24];
+	int32_t state;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/global/pg_control", datadir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n != (ssize_t)sizeof(buf))
+		return false;
+	memcpy(&state, buf + 16, sizeof(state));
+	return state == 1;
+}
+
+/* ---- refresh: make NAME current ---------------------------------------- */
+
+static int load_recipe(pgsnap_store *s, const char *name, recipe *r,
+		       bool *known, pgsnap_error *err)
+{
+	char dir[600], path[700];
+	cleanup_free char *text = NULL;
+	const char *shipped = recipe_shipped(name);
+	snap_meta m;
+	int rc;
+
+	*known = false;
+	snapshot_dir(s, name, dir, sizeof(dir));
+	/* A snapshot built, saved or imported under a shipped name by the
+	 * user is not the shipped recipe's. */
+	if (shipped && (meta_read(dir, &m) < 0 || !strcmp(m.origin, "shipped"))) {
+		*known = true;
+		return recipe_parse(name, shipped, r, err);
+	}
+	snprintf(path, sizeof(path), "%s/recipe", dir);
+	rc = read_file(path, 1 << 20, &text, NULL);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return pgsnap_errno(err, rc, "cannot read %s", path);
+	*known = true;
+	if ((rc = recipe_init(r, name, "/", err)) < 0)
+		return rc;
+	return recipe_add_text(r, text, path, err);
+}
+
 static void list_names(const pgsnap_store *s, char *buf, size_t len)
 {
 	char dir[600];
@@ -180,56 +371,596 @@ static void list_names(const pgsnap_store *s, char *buf, size_t len)
 	closedir(d);
 }
 
-int snapshot_build_default(pgsnap_store *s, const char *name,
-			   pgsnap_error *err)
+static int no_such(const pgsnap_store *s, const char *name, pgsnap_error *err)
 {
-	char final[600], lockp[700];
-	const char *text = recipe_shipped(name);
-	cleanup_close int lfd = -1;
-	recipe rc;
+	char names[512];
+	list_names(s, names, sizeof(names));
+	return pgsnap_err(err, ENOENT, "no snapshot named '%s' (snapshots: %s)",
+			  name, names[0] ? names : "none");
+}
+
+static int check_major(pgsnap_store *s, const char *name, const snap_meta *m,
+		       bool known, pgsnap_error *err)
+{
+	pg_ident id;
+	int r = pg_identity(s, &id, err);
+
+	if (r < 0)
+		return r;
+	if (m->pg_major == id.major)
+		return 0;
+	return pgsnap_err(err, EPROTO,
+		"snapshot '%s' was made by PostgreSQL %d, this is PostgreSQL "
+		"%d (%s): %s", name, m->pg_major, id.major, s->bindir,
+		known ? "rebuild it with 'pgsnap snapshot build' or 'pgsnap "
+			"new --build-if-stale'"
+		      : "it has no recipe to rebuild it from; re-create it "
+			"with this PostgreSQL or set PGSNAP_PG_BINDIR");
+}
+
+static int refresh(pgsnap_store *s, const char *name, recipe *given,
+		   const pgsnap_build_opts *o, bool key_only, int depth,
+		   pgsnap_build_result *res, pgsnap_error *err);
+
+/* Bring a base up to date and give its key.  A base without a recipe
+ * (saved, imported) is taken as it is. */
+static int base_key(pgsnap_store *s, const char *base,
+		    const pgsnap_build_opts *o, bool key_only, int depth,
+		    char key[65], pgsnap_build_result *res, pgsnap_error *err)
+{
+	pgsnap_build_result br = { 0 };
+	char dir[600];
+	snap_meta m;
 	int r;
 
-	if ((r = snapshot_dir(s, name, final, sizeof(final))) < 0)
-		return pgsnap_err(err, r, "snapshot path too long");
-	if (!text) {
-		char names[512];
-		list_names(s, names, sizeof(names));
-		return pgsnap_err(err, ENOENT,
-			"no snapshot named '%s' (snapshots: %s)", name,
-			names[0] ? names : "none");
-	}
-	/* Concurrent builders queue here; the first builds, the rest find it. */
-	snprintf(lockp, sizeof(lockp), "%s/snapshots/.%s.lock", s->home, name);
-	lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lfd < 0)
-		return pgsnap_errno(err, errno, "cannot open %s", lockp);
-	while (flock(lfd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return pgsnap_errno(err, errno, "cannot lock %s", lockp);
-	if (snapshot_exists(final))
+	if (depth >= MAX_BASE_DEPTH)
+		return pgsnap_err(err, ELOOP, "snapshot '%s': bases nest deeper "
+				  "than %d (a loop?)", base, MAX_BASE_DEPTH);
+	r = refresh(s, base, NULL, o, key_only, depth + 1, &br, err);
+	if (r == 0) {
+		memcpy(key, br.key, 65);
+		res->bases_built += br.built + br.bases_built;
 		return 0;
-	r = recipe_parse(name, text, &rc, err);
-	if (r == 0)
-		r = build_from_recipe(s, final, &rc, err);
-	recipe_free(&rc);
-	if (r < 0)
-		return pgsnap_err_wrap(err, "building snapshot '%s'", name);
+	}
+	if (r != -ENOPKG)
+		return pgsnap_err_wrap(err, "base snapshot '%s'", base);
+	snapshot_dir(s, base, dir, sizeof(dir));
+	if (meta_read(dir, &m) < 0)
+		return no_such(s, base, err);
+	if ((r = check_major(s, base, &m, false, err)) < 0)
+		return r;
+	memcpy(key, m.key, 65);
 	return 0;
+}
+
+/* -ENOPKG (and no error text) when NAME has no known recipe. */
+static int refresh(pgsnap_store *s, const char *name, recipe *given,
+		   const pgsnap_build_opts *o, bool key_only, int depth,
+		   pgsnap_build_result *res, pgsnap_error *err)
+{
+	char dir[600], bkey[65] = "", key[65];
+	cleanup_close int lfd = -1;
+	recipe own;
+	recipe *r = given;
+	bool known = true;
+	snap_meta m;
+	build_req q = { 0 };
+	int64_t t0 = mono_us();
+	int rc;
+
+	memset(&own, 0, sizeof(own));
+	if (!r) {
+		r = &own;
+		if ((rc = load_recipe(s, name, r, &known, err)) < 0)
+			goto out;
+		if (!known) {
+			rc = -ENOPKG;
+			goto out;
+		}
+	}
+	if ((rc = recipe_finish(r, err)) < 0)
+		goto out;
+	if (r->from[0] && (rc = base_key(s, r->from, o, key_only, depth, bkey,
+					 res, err)) < 0)
+		goto out;
+	if ((rc = recipe_key(s, r, bkey, key, err)) < 0)
+		goto out;
+	memcpy(res->key, key, sizeof(key));
+	if (key_only)
+		goto out;
+	snapshot_dir(s, name, dir, sizeof(dir));
+	if ((rc = snap_lock(s, name, LOCK_EX, &lfd, err)) < 0)
+		goto out;
+	/* After the lock: a concurrent builder of the same key has finished
+	 * by now, and this finds its work. */
+	if (meta_read(dir, &m) == 0 && !strcmp(m.key, key) &&
+	    !(o && o->force && depth == 0)) {
+		res->built = 0;
+		goto out;
+	}
+	q.r = r;
+	q.key = key;
+	q.base_key = bkey;
+	q.o = o;
+	rc = snap_build(s, &q, err);
+	if (rc < 0) {
+		pgsnap_err_wrap(err, "building snapshot '%s'", name);
+		goto out;
+	}
+	res->built = 1;
+	res->build_ms = (mono_us() - t0) / 1000;
+	if (o && o->progress) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "snapshot '%s' built in %.1f s "
+			 "(key %.12s)", name, (double)res->build_ms / 1000, key);
+		o->progress(o->progress_ctx, 1, msg);
+	}
+out:
+	recipe_free(&own);
+	return rc;
+}
+
+static int recipe_from_opts(const char *name, const pgsnap_build_opts *o,
+			    recipe *r, pgsnap_error *err)
+{
+	size_t i;
+	int rc = recipe_init(r, name, o ? o->cwd : NULL, err);
+
+	if (rc < 0)
+		return rc;
+	if (o && o->recipe_file) {
+		char line[4200];
+		snprintf(line, sizeof(line), "include %s", o->recipe_file);
+		if ((rc = recipe_add_line(r, line, "--recipe", 1, err)) < 0)
+			return rc;
+	}
+	/* Flags are relative to where the command runs: record that. */
+	if (o && o->n_directives) {
+		char line[4200];
+		snprintf(line, sizeof(line), "cd %s", r->cwd);
+		if ((rc = recipe_add_line(r, line, "flags", 0, err)) < 0)
+			return rc;
+	}
+	for (i = 0; o && i < o->n_directives; i++)
+		if ((rc = recipe_add_line(r, o->directives[i], "flags",
+					  (int)i + 1, err)) < 0)
+			return rc;
+	if (!o || (!o->recipe_file && !o->n_directives)) {
+		const char *t = recipe_shipped(name);
+		if (!t)
+			return pgsnap_err(err, EINVAL, "snapshot '%s': nothing "
+				"to build from (give -f, --exec, --recipe... or "
+				"name a shipped recipe)", name);
+		recipe_free(r);
+		return recipe_parse(name, t, r, err);
+	}
+	return 0;
+}
+
+int pgsnap_snapshot_build(pgsnap_store *s, const char *name,
+			  const pgsnap_build_opts *o, pgsnap_build_result *res,
+			  pgsnap_error *err)
+{
+	pgsnap_build_result dummy;
+	recipe r;
+	int rc;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	if ((rc = check_name(name, err)) < 0)
+		return rc;
+	rc = recipe_from_opts(name, o, &r, err);
+	if (rc == 0)
+		rc = refresh(s, name, &r, o, false, 0, res, err);
+	recipe_free(&r);
+	return rc;
+}
+
+int pgsnap_snapshot_key(pgsnap_store *s, const char *name,
+			const pgsnap_build_opts *o, char key[65],
+			pgsnap_error *err)
+{
+	pgsnap_build_result res = { 0 };
+	recipe r;
+	int rc;
+
+	if ((rc = check_name(name, err)) < 0)
+		return rc;
+	rc = recipe_from_opts(name, o, &r, err);
+	if (rc == 0)
+		rc = refresh(s, name, &r, o, true, 0, &res, err);
+	recipe_free(&r);
+	if (rc == 0)
+		memcpy(key, res.key, 65);
+	return rc;
+}
+
+/* ---- what `new` needs ---------------------------------------------------- */
+
+static void touch_used(const pgsnap_store *s, const char *dir)
+{
+	char path[700];
+	fs_ids ids;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/used", dir);
+	if (utimensat(AT_FDCWD, path, NULL, 0) == 0)
+		return;
+	ids = fs_become(s);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	fs_restore(ids);
+	if (fd >= 0)
+		close(fd);
+}
+
+static int ensure(pgsnap_store *s, const char *name, bool if_stale,
+		  const pgsnap_build_opts *o, pgsnap_error *err)
+{
+	pgsnap_build_result res = { 0 };
+	char dir[600];
+	snap_meta m;
+	bool have;
+	int r;
+
+	snapshot_dir(s, name, dir, sizeof(dir));
+	have = meta_read(dir, &m) == 0;
+	if (have && !if_stale) {
+		pg_ident id;
+		if ((r = pg_identity(s, &id, err)) < 0)
+			return r;
+		if (m.pg_major == id.major)
+			return 0;
+		/* A shipped recipe is ours to rebuild; a user's recipe
+		 * may have moved: let the user ask for it. */
+		if (strcmp(m.origin, "shipped")) {
+			char rp[700];
+			snprintf(rp, sizeof(rp), "%s/recipe", dir);
+			return check_major(s, name, &m, access(rp, F_OK) == 0,
+					   err);
+		}
+	}
+	if (!have && !if_stale && !recipe_shipped(name))
+		return no_such(s, name, err);
+	r = refresh(s, name, NULL, o, false, 0, &res, err);
+	if (r == -ENOPKG) {
+		if (!have)
+			return no_such(s, name, err);
+		return check_major(s, name, &m, false, err);
+	}
+	return r;
 }
 
 int pgsnap_snapshot_ensure(pgsnap_store *s, const char *name,
 			   pgsnap_error *err)
 {
-	char dir[600];
+	int r = check_name(name, err);
+	return r < 0 ? r : ensure(s, name, false, NULL, err);
+}
 
-	if (!name_valid(name, 63))
-		return pgsnap_err(err, EINVAL,
-			"snapshot name '%s' is invalid (letters, digits, '_', "
-			"'-', '.'; at most 63; not starting with '.' or '-')",
-			name);
-	if (snapshot_dir(s, name, dir, sizeof(dir)) < 0)
-		return pgsnap_err(err, ENAMETOOLONG, "snapshot path too long");
-	if (snapshot_exists(dir))
+/* The derived snapshot of base with a mock now(): built once per (base,
+ * now) and cloned like any other, so that `new --now` costs no extra
+ * connection (see snapshots/README.md, "Mock time"). */
+static int now_snapshot(pgsnap_store *s, const char *base, const char *now,
+			const pgsnap_build_opts *o, char *name, size_t len,
+			pgsnap_error *err)
+{
+	pgsnap_build_result res = { 0 };
+	unsigned char d[32];
+	char hex[65], line[256];
+	sha256_ctx c;
+	recipe r;
+	int rc;
+
+	if ((rc = mocktime_check(now, err)) < 0)
+		return rc;
+	sha256_init(&c);
+	sha256_update(&c, base, strlen(base) + 1);
+	sha256_update(&c, now, strlen(now));
+	sha256_final(&c, d);
+	sha256_hex(d, hex);
+	snprintf(name, len, "%.46s.now-%.12s", base, hex);
+	if ((rc = recipe_init(&r, name, "/", err)) < 0)
+		goto out;
+	snprintf(line, sizeof(line), "from %s", base);
+	if ((rc = recipe_add_line(&r, line, "--now", 1, err)) < 0)
+		goto out;
+	snprintf(line, sizeof(line), "now %s", now);
+	if ((rc = recipe_add_line(&r, line, "--now", 2, err)) < 0)
+		goto out;
+	rc = refresh(s, name, &r, o, false, 0, &res, err);
+out:
+	recipe_free(&r);
+	return rc;
+}
+
+int snapshot_for_new(pgsnap_store *s, const pgsnap_new_opts *o, char *name,
+		     size_t len, int *lock_fd, pgsnap_error *err)
+{
+	const char *base = o->snapshot ? o->snapshot : "default";
+	pgsnap_build_opts bo = { 0 };
+	char dir[600];
+	int r;
+
+	*lock_fd = -1;
+	bo.progress = o->progress;
+	bo.progress_ctx = o->progress_ctx;
+	if ((r = check_name(base, err)) < 0)
+		return r;
+	if ((r = ensure(s, base, o->build_if_stale, &bo, err)) < 0)
+		return r;
+	snprintf(name, len, "%s", base);
+	if (o->now &&
+	    (r = now_snapshot(s, base, o->now, &bo, name, len, err)) < 0)
+		return r;
+	/* Shared: a rebuild waits until this clone has its copy. */
+	if ((r = snap_lock(s, name, LOCK_SH, lock_fd, err)) < 0)
+		return r;
+	snapshot_dir(s, name, dir, sizeof(dir));
+	touch_used(s, dir);
+	return 0;
+}
+
+/* ---- ls, rm, gc ------------------------------------------------------------ */
+
+static int64_t tree_size(int dfd)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+	int64_t sum = 0;
+
+	if (!d) {
+		close(dfd);
 		return 0;
-	return snapshot_build_default(s, name, err);
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		sum += (int64_t)st.st_blocks * 512;
+		if (S_ISDIR(st.st_mode)) {
+			int fd = openat(dirfd(d), e->d_name, O_RDONLY |
+					O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0)
+				sum += tree_size(fd);
+		}
+	}
+	closedir(d);
+	return sum;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const pgsnap_snapshot_info *)a)->name,
+		      ((const pgsnap_snapshot_info *)b)->name);
+}
+
+int pgsnap_snapshot_list(pgsnap_store *s, pgsnap_snapshot_info **out,
+			 size_t *n, pgsnap_error *err)
+{
+	char dir[600], sub[700];
+	pgsnap_snapshot_info *v = NULL;
+	size_t cnt = 0, cap = 0, i, j;
+	registry reg;
+	DIR *d;
+	struct dirent *e;
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/snapshots", s->home);
+	d = opendir(dir);
+	if (!d)
+		return pgsnap_errno(err, errno, "cannot read %s", dir);
+	while ((e = readdir(d))) {
+		pgsnap_snapshot_info *x;
+		struct stat st;
+		snap_meta m;
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		if (meta_read(sub, &m) < 0)
+			continue;
+		if (cnt == cap) {
+			pgsnap_snapshot_info *nv;
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				closedir(d);
+				free(v);
+				return pgsnap_err(err, ENOMEM, "out of memory");
+			}
+			v = nv;
+		}
+		x = &v[cnt++];
+		memset(x, 0, sizeof(*x));
+		snprintf(x->name, sizeof(x->name), "%s", e->d_name);
+		memcpy(x->key, m.key, sizeof(x->key));
+		memcpy(x->pg_version, m.pg_version, sizeof(x->pg_version));
+		memcpy(x->origin, m.origin, sizeof(x->origin));
+		memcpy(x->from, m.from, sizeof(x->from));
+		x->created_ms = m.created_ms;
+		snprintf(sub, sizeof(sub), "%s/%s/used", dir, e->d_name);
+		if (stat(sub, &st) == 0)
+			x->used_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+				     st.st_mtim.tv_nsec / 1000000;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0)
+			x->size = tree_size(fd);
+	}
+	closedir(d);
+	if ((r = registry_lock(s, &reg, err)) < 0) {
+		free(v);
+		return r;
+	}
+	for (i = 0; i < cnt; i++)
+		for (j = 0; j < reg.n; j++)
+			if (!strcmp(reg.recs[j].snapshot, v[i].name))
+				v[i].clones++;
+	registry_unlock(&reg);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), by_name);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int remove_snapshot_dir(const pgsnap_store *s, const char *name,
+			       pgsnap_error *err)
+{
+	char dir[600], trash[700], suffix[17];
+	int r;
+
+	snapshot_dir(s, name, dir, sizeof(dir));
+	random_hex(suffix, 16);
+	snprintf(trash, sizeof(trash), "%s/snapshots/.trash-%s-%s", s->home,
+		 name, suffix);
+	/* Gone from its name at once; the files follow. */
+	if (rename(dir, trash) < 0)
+		return errno == ENOENT ? no_such(s, name, err)
+				       : pgsnap_errno(err, errno, "cannot move %s",
+						      dir);
+	r = rm_rf(trash);
+	return r < 0 ? pgsnap_errno(err, r, "cannot remove %s", trash) : 0;
+}
+
+int pgsnap_snapshot_rm(pgsnap_store *s, const char *name, int force,
+		       pgsnap_error *err)
+{
+	cleanup_close int lfd = -1;
+	char dir[600];
+	int r, n;
+
+	if ((r = check_name(name, err)) < 0)
+		return r;
+	snapshot_dir(s, name, dir, sizeof(dir));
+	if (!snapshot_exists(dir))
+		return no_such(s, name, err);
+	if ((r = snap_lock(s, name, LOCK_EX, &lfd, err)) < 0)
+		return r;
+	n = snap_clones(s, name, err);
+	if (n < 0)
+		return n;
+	if (n > 0 && !force)
+		return pgsnap_err(err, EBUSY, "snapshot '%s' has %d clone%s "
+			"alive (see 'pgsnap ls'); remove them first or use "
+			"--force", name, n, n == 1 ? "" : "s");
+	if (n > 0) {
+		registry reg;
+		size_t i;
+		if ((r = registry_lock(s, &reg, err)) < 0)
+			return r;
+		for (i = 0; i < reg.n; i++) {
+			char id[32];
+			if (strcmp(reg.recs[i].snapshot, name))
+				continue;
+			snprintf(id, sizeof(id), "%s", reg.recs[i].id);
+			registry_unlock(&reg);
+			if ((r = pgsnap_rm(s, id, err)) < 0 && r != -ENOENT)
+				return r;
+			if ((r = registry_lock(s, &reg, err)) < 0)
+				return r;
+			i = (size_t)-1;
+		}
+		registry_unlock(&reg);
+	}
+	return remove_snapshot_dir(s, name, err);
+}
+
+static int by_use(const void *a, const void *b)
+{
+	const pgsnap_snapshot_info *x = a, *y = b;
+	int64_t ux = x->used_ms > x->created_ms ? x->used_ms : x->created_ms;
+	int64_t uy = y->used_ms > y->created_ms ? y->used_ms : y->created_ms;
+	return ux < uy ? 1 : ux > uy ? -1 : 0;
+}
+
+/* Leftovers: .build-NAME-* of builders that died (their lock is free),
+ * .retired-NAME-* and .trash-NAME-* once no clone of NAME is alive. */
+static size_t gc_leftovers(pgsnap_store *s)
+{
+	char dir[600], path[700], name[64];
+	DIR *d;
+	struct dirent *e;
+	size_t removed = 0;
+
+	snprintf(dir, sizeof(dir), "%s/snapshots", s->home);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		const char *p = NULL;
+		size_t len;
+		int lfd = -1;
+		bool build;
+
+		if (!strncmp(e->d_name, ".build-", 7))
+			p = e->d_name + 7;
+		else if (!strncmp(e->d_name, ".retired-", 9))
+			p = e->d_name + 9;
+		else if (!strncmp(e->d_name, ".trash-", 7))
+			p = e->d_name + 7;
+		if (!p)
+			continue;
+		build = e->d_name[1] == 'b';
+		len = strlen(p);
+		if (len < 18 || len - 17 >= sizeof(name))
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(len - 17), p);
+		if (build) {
+			/* Save and import hold no build lock: spare
+			 * directories younger than an hour. */
+			struct stat st;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			if (stat(path, &st) < 0 ||
+			    time(NULL) - st.st_mtime < 3600)
+				continue;
+			if (snap_lock(s, name, LOCK_EX | LOCK_NB, &lfd, NULL) < 0)
+				continue;
+		} else if (snap_clones(s, name, NULL) != 0) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (rm_rf(path) == 0)
+			removed++;
+		if (lfd >= 0)
+			close(lfd);
+	}
+	closedir(d);
+	return removed;
+}
+
+int pgsnap_snapshot_gc(pgsnap_store *s, long keep, size_t *removed,
+		       pgsnap_error *err)
+{
+	pgsnap_snapshot_info *v = NULL;
+	size_t n = 0, i, kept = 0;
+	int r;
+
+	*removed = gc_leftovers(s);
+	if (keep < 0)
+		return 0;
+	if ((r = pgsnap_snapshot_list(s, &v, &n, err)) < 0)
+		return r;
+	if (n)
+		qsort(v, n, sizeof(*v), by_use);
+	for (i = 0; i < n; i++) {
+		cleanup_close int lfd = -1;
+		if (v[i].clones > 0 || kept < (size_t)keep) {
+			kept++;
+			continue;
+		}
+		/* Skip one being built or cloned right now. */
+		if (snap_lock(s, v[i].name, LOCK_EX | LOCK_NB, &lfd, NULL) < 0)
+			continue;
+		if (snap_clones(s, v[i].name, NULL) != 0)
+			continue;
+		if (remove_snapshot_dir(s, v[i].name, NULL) == 0)
+			(*removed)++;
+	}
+	free(v);
+	return 0;
 }

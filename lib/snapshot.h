@@ -1,0 +1,78 @@
+/* snapshot.h - internals shared by the snapshot modules (snapshot.c,
+ * snapshot_build.c, snapshot_move.c, mocktime.c). */
+#ifndef PGSNAP_SNAPSHOT_H
+#define PGSNAP_SNAPSHOT_H
+
+#include "internal.h"
+#include "recipe.h"
+
+#define SNAP_META_FORMAT 1
+
+/* What meta says about a snapshot (home/snapshots/NAME/meta). */
+typedef struct snap_meta {
+	int format;
+	char name[64];
+	char key[65];
+	char pg_version[32];
+	int pg_major;
+	char arch[32];
+	char from[64];       /* base snapshot or the clone's snapshot (save) */
+	char origin[16];     /* shipped, recipe, now, save, import */
+	char now[128];
+	int64_t created_ms;
+} snap_meta;
+
+/* The PostgreSQL this store runs: version, binary identity, machine. */
+typedef struct pg_ident {
+	char version[32];    /* "15.18" */
+	int major;
+	char bin[64];        /* size and mtime of postgres: same package,
+			      * same identity on every machine */
+	char arch[32];
+} pg_ident;
+
+int pg_identity(pgsnap_store *s, pg_ident *id, pgsnap_error *err);
+
+int meta_read(const char *snapdir, snap_meta *m);
+int meta_write(const pgsnap_store *s, const char *snapdir,
+	       const snap_meta *m, pgsnap_error *err);
+
+/* home/snapshots/.NAME.lock, locked (LOCK_EX or LOCK_SH); *fd owns it. */
+int snap_lock(const pgsnap_store *s, const char *name, int how, int *fd,
+	      pgsnap_error *err);
+/* How many registry records (live or starting clones) use this snapshot. */
+int snap_clones(const pgsnap_store *s, const char *name, pgsnap_error *err);
+/* Put a complete build directory in place of NAME (atomic swap); the old
+ * one is deleted, or retired while clones of it are alive. */
+int snap_install(const pgsnap_store *s, const char *build, const char *name,
+		 pgsnap_error *err);
+/* A fresh .build-NAME-RAND directory owned by the server user. */
+int snap_build_dir(const pgsnap_store *s, const char *name, char *buf,
+		   size_t len, pgsnap_error *err);
+/* pg_control says the cluster was shut down cleanly. */
+bool datadir_clean(const char *datadir);
+/* Copy a data directory as the server user (the snapshot's own copy). */
+int copy_datadir(const pgsnap_store *s, const char *from, const char *to_dir,
+		 pgsnap_error *err);
+
+/* Content key of a recipe (see snapshot_key.c). */
+int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
+	       char out[65], pgsnap_error *err);
+
+typedef struct build_req {
+	const recipe *r;
+	const char *key;
+	const char *base_key;
+	const pgsnap_build_opts *o;  /* progress */
+} build_req;
+/* Build r into a new directory and install it as r->name (the caller
+ * holds the name's lock). */
+int snap_build(pgsnap_store *s, const build_req *q, pgsnap_error *err);
+
+/* Run the mock-time SQL on a connection (mocktime.c). */
+typedef struct pg_conn PGconn;
+int mocktime_install(PGconn *conn, const char *now, pgsnap_error *err);
+/* "clock" or something that looks like a timestamp; the server checks. */
+int mocktime_check(const char *now, pgsnap_error *err);
+
+#endif

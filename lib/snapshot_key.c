@@ -1,0 +1,156 @@
+/*
+ * snapshot_key.c - the content key of a recipe.
+ *
+ * SHA-256 over tagged, length-prefixed fields: the PostgreSQL version and
+ * the identity of its binary, the machine, initdb options, settings, the
+ * bytes of every SQL file and extra input, exec command lines, extensions,
+ * the base snapshot's key and the mock time.  Paths are left out on
+ * purpose: the same recipe in a checkout elsewhere (another CI shard) must
+ * give the same key, so that an exported archive can be found by it.
+ */
+#include "snapshot.h"
+#include "sha256.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define KEY_VERSION "pgsnap-snapshot-key-1"
+
+static void field(sha256_ctx *c, const char *tag, const void *data,
+		  size_t len)
+{
+	unsigned char n[8];
+	size_t tl = strlen(tag);
+	int i;
+
+	sha256_update(c, tag, tl + 1);
+	for (i = 0; i < 8; i++)
+		n[i] = (unsigned char)((uint64_t)len >> (8 * i));
+	sha256_update(c, n, sizeof(n));
+	sha256_update(c, data, len);
+}
+
+static void field_str(sha256_ctx *c, const char *tag, const char *s)
+{
+	field(c, tag, s, strlen(s));
+}
+
+static int field_file(sha256_ctx *c, const char *tag, const char *path,
+		      const char *shown, pgsnap_error *err)
+{
+	unsigned char d[32];
+	int r = sha256_file(path, d);
+
+	if (r < 0)
+		return pgsnap_errno(err, r, "cannot read %s", shown);
+	field(c, tag, d, sizeof(d));
+	return 0;
+}
+
+static int cmp_names(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* A tree: every file's path relative to the root and its bytes, in name
+ * order; dot files (.git, editor swap files) are left out. */
+static int field_tree(sha256_ctx *c, const char *root, const char *rel,
+		      int depth, pgsnap_error *err)
+{
+	char path[4200], sub[4200];
+	struct dirent **ents = NULL;
+	int n, i, r = 0;
+
+	snprintf(path, sizeof(path), "%s%s%s", root, rel[0] ? "/" : "", rel);
+	if (depth > 32)
+		return pgsnap_err(err, ELOOP, "input %s: too deep", path);
+	n = scandir(path, &ents, NULL, cmp_names);
+	if (n < 0)
+		return pgsnap_errno(err, errno, "cannot read input %s", path);
+	for (i = 0; i < n; i++) {
+		struct stat st;
+		const char *nm = ents[i]->d_name;
+
+		if (r < 0 || nm[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "", nm);
+		snprintf(path, sizeof(path), "%s/%s", root, sub);
+		if (stat(path, &st) < 0) {
+			r = pgsnap_errno(err, errno, "cannot stat input %s",
+					 path);
+		} else if (S_ISDIR(st.st_mode)) {
+			field_str(c, "dir", sub);
+			r = field_tree(c, root, sub, depth + 1, err);
+		} else if (S_ISREG(st.st_mode)) {
+			field_str(c, "file", sub);
+			r = field_file(c, "bytes", path, path, err);
+		}
+	}
+	for (i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	return r;
+}
+
+int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
+	       char out[65], pgsnap_error *err)
+{
+	unsigned char d[32];
+	sha256_ctx c;
+	pg_ident id;
+	size_t i;
+	int rc;
+
+	if ((rc = pg_identity(s, &id, err)) < 0)
+		return rc;
+	sha256_init(&c);
+	field_str(&c, "v", KEY_VERSION);
+	field_str(&c, "pg", id.version);
+	field_str(&c, "bin", id.bin);
+	field_str(&c, "arch", id.arch);
+	for (i = 0; i < r->n_initdb; i++)
+		field_str(&c, "initdb", r->initdb[i]);
+	for (i = 0; i < r->n_settings; i++)
+		field_str(&c, "setting", r->settings[i]);
+	if (r->from[0])
+		field_str(&c, "from", base_key);
+	for (i = 0; i < r->n_steps; i++) {
+		const recipe_step *st = &r->steps[i];
+		switch (st->kind) {
+		case STEP_SQL:
+			rc = field_file(&c, "sql", st->arg, st->shown, err);
+			if (rc < 0)
+				return rc;
+			break;
+		case STEP_EXEC:
+			field_str(&c, "exec", st->arg);
+			break;
+		case STEP_EXTENSION:
+			field_str(&c, "extension", st->arg);
+			break;
+		}
+	}
+	for (i = 0; i < r->n_inputs; i++) {
+		struct stat st;
+		if (stat(r->inputs[i], &st) < 0)
+			return pgsnap_errno(err, errno, "input %s",
+					    r->inputs[i]);
+		if (S_ISDIR(st.st_mode)) {
+			field_str(&c, "input-tree", "");
+			rc = field_tree(&c, r->inputs[i], "", 0, err);
+		} else {
+			rc = field_file(&c, "input", r->inputs[i], r->inputs[i],
+					err);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	if (r->now)
+		field_str(&c, "now", r->now);
+	sha256_final(&c, d);
+	sha256_hex(d, out);
+	return 0;
+}
