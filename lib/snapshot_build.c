@@ -19,6 +19,7 @@
  */
 #include "snapshot.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -112,17 +113,121 @@ static int run_initdb(build *b, pgsnap_error *err)
 	return 0;
 }
 
+static int copy_bytes(int in, int out, off_t size)
+{
+	while (size > 0) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)size, 0);
+		if (n < 0) {
+			char buf[65536];
+			if (errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
+			    errno != EOPNOTSUPP)
+				return -errno;
+			n = read(in, buf, sizeof(buf));
+			if (n < 0)
+				return -errno;
+			if (n && write(out, buf, (size_t)n) != n)
+				return errno ? -errno : -EIO;
+		}
+		if (n == 0)
+			break;
+		size -= n;
+	}
+	return 0;
+}
+
+/* A plain walk, not the engines' manifest: the source may be a live
+ * clone's data directory, which has none. */
+static int copy_tree(int sfd, int dfd, const char *where, pgsnap_error *err)
+{
+	DIR *d = fdopendir(dup(sfd));
+	struct dirent *e;
+	int r = 0;
+
+	if (!d)
+		return pgsnap_errno(err, errno, "cannot read %s", where);
+	while ((e = readdir(d)) && r == 0) {
+		const char *nm = e->d_name;
+		struct stat st;
+		int a = -1, b = -1;
+
+		if (!strcmp(nm, ".") || !strcmp(nm, ".."))
+			continue;
+		if (fstatat(sfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			/* A live source may drop files (temp files). */
+			if (errno != ENOENT)
+				r = pgsnap_errno(err, errno, "cannot stat %s/%s",
+						 where, nm);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			if (mkdirat(dfd, nm, st.st_mode & 07777) < 0)
+				r = pgsnap_errno(err, errno, "cannot create %s",
+						 nm);
+			else if ((a = openat(sfd, nm, O_RDONLY | O_DIRECTORY |
+					     O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+				 (b = openat(dfd, nm, O_RDONLY | O_DIRECTORY |
+					     O_NOFOLLOW | O_CLOEXEC)) < 0)
+				r = pgsnap_errno(err, errno, "cannot open %s/%s",
+						 where, nm);
+			else
+				r = copy_tree(a, b, nm, err);
+		} else if (S_ISREG(st.st_mode)) {
+			a = openat(sfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			b = openat(dfd, nm, O_WRONLY | O_CREAT | O_EXCL |
+				   O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777);
+			if (a < 0 && errno == ENOENT && b < 0)
+				continue;
+			if (a < 0 || b < 0)
+				r = pgsnap_errno(err, errno, "cannot copy %s/%s",
+						 where, nm);
+			else if ((r = copy_bytes(a, b, st.st_size)) < 0)
+				r = pgsnap_errno(err, r, "cannot copy %s/%s",
+						 where, nm);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[4096];
+			ssize_t n = readlinkat(sfd, nm, target,
+					       sizeof(target) - 1);
+			if (n < 0)
+				r = pgsnap_errno(err, errno, "cannot read link "
+						 "%s/%s", where, nm);
+			else {
+				target[n] = '\0';
+				if (symlinkat(target, dfd, nm) < 0)
+					r = pgsnap_errno(err, errno, "cannot "
+						"create link %s", nm);
+			}
+		}
+		if (a >= 0)
+			close(a);
+		if (b >= 0)
+			close(b);
+	}
+	closedir(d);
+	return r;
+}
+
 int copy_datadir(const pgsnap_store *s, const char *from, const char *to_dir,
 		 pgsnap_error *err)
 {
-	const clone_engine *copy = clone_engine_for(PGSNAP_METHOD_COPY);
-	clone_job job = { 0 };
+	char to[700];
+	cleanup_close int sfd = -1, dfd = -1;
+	fs_ids ids;
+	int r;
 
-	job.store = s;
-	job.golden = from;
-	job.snapdir = to_dir;
-	job.dir = to_dir;
-	return copy->clone(&job, err);
+	snprintf(to, sizeof(to), "%s/data", to_dir);
+	sfd = open(from, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0)
+		return pgsnap_errno(err, errno, "cannot open %s", from);
+	/* Created as the server user, so they are its files. */
+	ids = fs_become(s);
+	if (mkdir(to, 0700) < 0)
+		r = pgsnap_errno(err, errno, "cannot create %s", to);
+	else if ((dfd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		r = pgsnap_errno(err, errno, "cannot open %s", to);
+	else
+		r = copy_tree(sfd, dfd, from, err);
+	fs_restore(ids);
+	return r;
 }
 
 static int copy_base(build *b, pgsnap_error *err)
