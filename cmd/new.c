@@ -82,7 +82,9 @@ void new_help_options(const char *cmd)
 	}
 }
 
-/* A snapshot built on the way: say so (a slow `new` explains itself). */
+/* With --build-if-stale, a snapshot built on the way is reported (the
+ * caller asked for it; a slow `new` explains itself).  The first build of
+ * the shipped default stays silent: `new` prints only its URL. */
 static void on_build(void *ctx, int final, const char *msg)
 {
 	(void)ctx;
@@ -102,7 +104,6 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->o.timeout_s = -1;
-	a->o.progress = on_build;
 	for (i = 0; i < sizeof(new_options) / sizeof(new_options[0]); i++) {
 		const struct new_option *no = &new_options[i];
 		if (!(no->cmds & which))
@@ -152,6 +153,8 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 		default: return bad_option(cmd, argv, ch);
 		}
 	}
+	if (a->o.build_if_stale)
+		a->o.progress = on_build;
 	return NEW_PARSE_OK;
 }
 
