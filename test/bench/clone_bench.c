@@ -1,0 +1,137 @@
+/*
+ * clone_bench.c - times the clone engines alone (no server), for
+ * scripts/bench-clone.sh.  Links the internal archive.
+ *
+ *   clone_bench clone HOME SNAPSHOT WHAT N
+ *       N clones of SNAPSHOT, WHAT = overlay | reflink | copy (the copy
+ *       variant from PGSNAP_COPY_IMPL) | cp-a; one line per clone on
+ *       stdout: "clone_ms remove_ms how" where each clone is removed
+ *       alternately by pgsnap's way (release + rename into the trash,
+ *       then the trash emptied untimed) and by `rm -rf` (timed).
+ *   clone_bench prepare HOME SNAPSHOT
+ *       write the manifest of HOME/snapshots/SNAPSHOT (made by hand).
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static double ms(int64_t a, int64_t b)
+{
+	return (double)(b - a) / 1000.0;
+}
+
+static int open_home(const char *home, pgsnap_store **s)
+{
+	pgsnap_store_opts o = { 0 };
+	pgsnap_error err = { 0 };
+
+	o.home = home;
+	if (pgsnap_store_open(s, &o, &err) < 0) {
+		fprintf(stderr, "clone_bench: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int run_argv(const pgsnap_store *s, char **argv)
+{
+	spawn_opts so = { 0 };
+	(void)s;
+	so.out_fd = -1;
+	return run_process(argv[0], argv, &so);
+}
+
+int main(int argc, char **argv)
+{
+	pgsnap_store *s;
+	pgsnap_error err = { 0 };
+	char snapdir[600], golden[700], dir[700], trash[700];
+	const clone_engine *eng = NULL;
+	pgsnap_method m = PGSNAP_METHOD_AUTO;
+	long n, i;
+
+	if (argc == 4 && !strcmp(argv[1], "prepare")) {
+		if (open_home(argv[2], &s) < 0)
+			return 1;
+		snapshot_dir(s, argv[3], snapdir, sizeof(snapdir));
+		if (clone_prepare_snapshot(s, snapdir, &err) < 0) {
+			fprintf(stderr, "clone_bench: %s\n", err.msg);
+			return 1;
+		}
+		return 0;
+	}
+	if (argc != 6 || strcmp(argv[1], "clone") ||
+	    parse_long(argv[5], 1, 100000, &n) < 0) {
+		fprintf(stderr, "usage: clone_bench clone HOME SNAPSHOT "
+			"overlay|reflink|copy|cp-a N\n");
+		return 2;
+	}
+	if (open_home(argv[2], &s) < 0)
+		return 1;
+	if (pgsnap_snapshot_ensure(s, argv[3], &err) < 0) {
+		fprintf(stderr, "clone_bench: %s\n", err.msg);
+		return 1;
+	}
+	snapshot_dir(s, argv[3], snapdir, sizeof(snapdir));
+	snprintf(golden, sizeof(golden), "%s/data", snapdir);
+	if (strcmp(argv[4], "cp-a")) {
+		if (pgsnap_method_parse(argv[4], &m) < 0 ||
+		    clone_choose_for(s, m, snapdir, &eng, &err) < 0) {
+			fprintf(stderr, "clone_bench: %s\n", err.msg[0] ?
+				err.msg : "unknown method");
+			return 1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		clone_job job = { 0 };
+		int64_t t0, t1, t2;
+		bool rmrf = i % 2;
+		int r;
+
+		snprintf(dir, sizeof(dir), "%s/clones/bench-%ld", s->run, i);
+		snprintf(trash, sizeof(trash), "%s/trash/bench-%ld", s->run, i);
+		if ((r = mkdir_server(s, dir)) < 0) {
+			fprintf(stderr, "clone_bench: mkdir %s: %s\n", dir,
+				strerror(-r));
+			return 1;
+		}
+		job.store = s;
+		job.golden = golden;
+		job.snapdir = snapdir;
+		job.dir = dir;
+		t0 = mono_us();
+		if (eng) {
+			r = eng->clone(&job, &err);
+		} else {
+			char dst[760];
+			char *cp[] = { "/bin/cp", "-a", golden, dst, NULL };
+			snprintf(dst, sizeof(dst), "%s/data", dir);
+			r = run_argv(s, cp) == 0 ? 0 : -EIO;
+			snprintf(err.msg, sizeof(err.msg), "cp -a failed");
+		}
+		t1 = mono_us();
+		if (r < 0) {
+			fprintf(stderr, "clone_bench: %s\n", err.msg);
+			return 1;
+		}
+		if (eng)
+			eng->release(s, dir);
+		if (rmrf) {
+			char *rm[] = { "/bin/rm", "-rf", dir, NULL };
+			run_argv(s, rm);
+		} else if (rename(dir, trash) < 0) {
+			perror("rename");
+			return 1;
+		}
+		t2 = mono_us();
+		/* Empty the trash now, untimed, so that no deleter competes
+		 * with the next clone for the CPUs. */
+		trash_empty(s);
+		printf("%.3f %.3f %s\n", ms(t0, t1), ms(t1, t2),
+		       rmrf ? "rm-rf" : "trash");
+	}
+	pgsnap_store_close(s);
+	return 0;
+}
