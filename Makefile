@@ -1,6 +1,6 @@
 # pgsnap - fresh, real PostgreSQL servers in milliseconds.
 #
-#   make            build build/pgsnap and build/libpgsnap.a
+#   make            build build/pgsnap, build/libpgsnap.a and build/libpgsnap.so.0
 #   make check      build, then run the whole test suite (plus ASan+UBSan)
 #   make bench      benchmarks that print figures
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -36,8 +36,8 @@ UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=$(B)/test/%)
 DEPS_STAMP = build/.deps-build
 
-.PHONY: all deps check quickstart bench install clean
-all: $(B)/pgsnap $(B)/libpgsnap.a $(UNIT_BINS)
+.PHONY: all deps check quickstart bench install uninstall clean
+all: $(B)/pgsnap $(B)/libpgsnap.a $(B)/libpgsnap.so.0 $(B)/pgsnap.pc $(UNIT_BINS)
 
 # A fresh machine needs nothing done by hand: install what is missing.
 $(DEPS_STAMP): scripts/deps.sh
@@ -62,6 +62,20 @@ $(B)/libpgsnap.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The shared library exports the API of pgsnap.h and nothing else: hidden
+# visibility by default, and a version script that names each symbol.
+VERSION = $(shell sed -n 's/^\#define PGSNAP_VERSION "\(.*\)"/\1/p' lib/pgsnap.h)
+$(B)/libpgsnap.so.0: $(LIB_OBJS) lib/libpgsnap.map
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libpgsnap.so.0 \
+		-Wl,--version-script=lib/libpgsnap.map -Wl,--no-undefined \
+		-o $@ $(LIB_OBJS) $(LIBS)
+	ln -sf libpgsnap.so.0 $(B)/libpgsnap.so
+
+$(B)/pgsnap.pc: pgsnap.pc.in lib/pgsnap.h Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# The CLI and the tests link the static archive (internal symbols too).
 $(B)/pgsnap: $(CMD_OBJS) $(B)/libpgsnap.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(CMD_OBJS) $(B)/libpgsnap.a $(LIBS)
 
@@ -99,6 +113,27 @@ $(B)/bench/timer: test/bench/timer.c | $(DEPS_STAMP)
 bench: all $(B)/bench/timer
 	sh scripts/deps.sh bench
 	sh scripts/bench.sh
+
+# The binary, the header, both libraries, pkg-config's file and the man
+# page.  PREFIX is written into pgsnap.pc: it is rebuilt for each PREFIX.
+install: all
+	@rm -f $(B)/pgsnap.pc && $(MAKE) -s $(B)/pgsnap.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCDIR) \
+		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(B)/pgsnap $(DESTDIR)$(BINDIR)/pgsnap
+	install -m 644 lib/pgsnap.h $(DESTDIR)$(INCDIR)/pgsnap.h
+	install -m 644 $(B)/libpgsnap.a $(DESTDIR)$(LIBDIR)/libpgsnap.a
+	install -m 755 $(B)/libpgsnap.so.0 $(DESTDIR)$(LIBDIR)/libpgsnap.so.$(VERSION)
+	ln -sf libpgsnap.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpgsnap.so.0
+	ln -sf libpgsnap.so.0 $(DESTDIR)$(LIBDIR)/libpgsnap.so
+	install -m 644 $(B)/pgsnap.pc $(DESTDIR)$(LIBDIR)/pkgconfig/pgsnap.pc
+	install -m 644 docs/pgsnap.1 $(DESTDIR)$(MANDIR)/man1/pgsnap.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pgsnap $(DESTDIR)$(INCDIR)/pgsnap.h \
+		$(DESTDIR)$(LIBDIR)/libpgsnap.a $(DESTDIR)$(LIBDIR)/libpgsnap.so* \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/pgsnap.pc \
+		$(DESTDIR)$(MANDIR)/man1/pgsnap.1
 
 clean:
 	rm -rf build

@@ -5,10 +5,28 @@
  * cleanly shut down data directories) and the *clones* made from them; each
  * clone is a running postgres server on a copy-on-write copy of a snapshot.
  *
+ *     pgsnap_store *s;  pgsnap_clone c;  pgsnap_error e;  char url[1024];
+ *     pgsnap_new_opts o = { .timeout_s = -1 };
+ *     if (pgsnap_store_open(&s, NULL, &e) < 0 || pgsnap_new(s, &o, &c, &e) < 0)
+ *             die(e.msg);
+ *     pgsnap_clone_url(&c, url, sizeof(url));   ... PQconnectdb(url) ...
+ *     pgsnap_rm(s, c.id, &e);
+ *     pgsnap_store_close(s);
+ *
+ * Build with `pkg-config --cflags --libs pgsnap`; a full example is
+ * docs/examples/c/harness.c, the manual pgsnap(1) describes the store.
+ *
  * Conventions: every function that can fail returns 0 on success or a
  * negative errno, and fills the caller's pgsnap_error (which may be NULL)
  * with a one-line message.  The library never prints and never exits.
  * Structures marked "public" may grow new fields at their end only.
+ * Nothing here is thread-safe on one store: use a store per thread (stores
+ * of the same directory coordinate through the registry's file lock, also
+ * across processes).  Strings passed in are copied or only read during the
+ * call.  Sizes are in bytes, times in seconds unless named _ms.
+ *
+ * ABI: libpgsnap.so.0 exports exactly the PGSNAP_API functions, listed in
+ * lib/libpgsnap.map (a new one goes there too, in a new version node).
  */
 #ifndef PGSNAP_H
 #define PGSNAP_H
@@ -40,8 +58,14 @@ typedef struct pgsnap_store_opts {
 	const char *bindir;    /* PostgreSQL binaries; NULL: PGSNAP_PG_BINDIR, pg_config */
 } pgsnap_store_opts;
 
+/* Open the store (creating its directories when missing) and find the
+ * PostgreSQL binaries and the server user; opts may be NULL.  *out is
+ * the caller's: close it with pgsnap_store_close().  Errors: -ENOENT
+ * (no PostgreSQL, no such user), -EPERM (unsafe directory, --user root),
+ * -EINVAL / -ENAMETOOLONG (PGSNAP_HOME), or the failing call's errno. */
 PGSNAP_API int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *opts,
 		      pgsnap_error *err);
+/* Free the handle (NULL is fine); the store's clones keep running. */
 PGSNAP_API void pgsnap_store_close(pgsnap_store *store);
 
 /* Clone methods; PGSNAP_METHOD_AUTO lets the store pick the best one. */
@@ -52,10 +76,13 @@ typedef enum pgsnap_method {
 	PGSNAP_METHOD_COPY,
 } pgsnap_method;
 
+/* "auto", "overlay", "reflink", "copy": a static string. */
 PGSNAP_API const char *pgsnap_method_name(pgsnap_method m);
+/* The inverse; -EINVAL for an unknown name. */
 PGSNAP_API int pgsnap_method_parse(const char *name, pgsnap_method *out);
 
-/* Options of pgsnap_new(). */
+/* Options of pgsnap_new(); all-zero means the defaults, except timeout_s,
+ * where 0 means "never" and a negative value "the default". */
 typedef struct pgsnap_new_opts {
 	const char *snapshot;      /* NULL: "default" */
 	int tcp;                   /* also listen on 127.0.0.1, free port */
@@ -101,22 +128,37 @@ typedef struct pgsnap_clone {
 	char opts_sig[64];         /* hash of the server-changing options (pool) */
 } pgsnap_clone;
 
-/* Start a fresh server; *out receives a copy of its record. */
+/* Clone the snapshot (building it first when it is the shipped recipe
+ * and missing), start a server on the clone and return once it accepts
+ * connections; *out receives a copy of its record (the caller's memory).
+ * The server outlives the store handle and the calling process (unless
+ * opts->owner says otherwise): remove it with pgsnap_rm().  On failure
+ * nothing is left: no directory, no process, no record; err then holds the
+ * server's own last log line when it did not start.  opts may be NULL. */
 PGSNAP_API int pgsnap_new(pgsnap_store *store, const pgsnap_new_opts *opts,
 	       pgsnap_clone *out, pgsnap_error *err);
 
-/* URL forms of a clone.  Return the length written or needed (snprintf). */
+/* URL forms of a clone, NUL-terminated in buf.  Return the length of the
+ * whole URL, as snprintf() does: a result >= len means buf was too small
+ * and holds a truncated URL.  The libpq URL of a socket clone names the
+ * socket directory %-encoded in its host part; with TCP it carries the
+ * password.  The JDBC URL needs TCP: for a socket-only clone it is ""
+ * (return 0). */
 PGSNAP_API int pgsnap_clone_url(const pgsnap_clone *c, char *buf, size_t len);
 PGSNAP_API int pgsnap_clone_jdbc_url(const pgsnap_clone *c, char *buf, size_t len);
 
-/* Live clones.  *out is malloc'ed; free() it. */
+/* The clones of the store (every state), in creation order.  *out is
+ * malloc'ed (NULL or not when *n is 0): free() it. */
 PGSNAP_API int pgsnap_list(pgsnap_store *store, pgsnap_clone **out, size_t *n,
 		pgsnap_error *err);
 
-/* Stop a clone (fast shutdown) and remove its files; ref is an id or a URL. */
+/* Stop a clone (fast shutdown, escalating after deadlines) and remove its
+ * files and record; ref is its id, URL, JDBC URL or directory.  -ENOENT
+ * when no clone of this store matches. */
 PGSNAP_API int pgsnap_rm(pgsnap_store *store, const char *ref, pgsnap_error *err);
 
-/* Remove every clone of this store. *removed counts them. */
+/* Remove every clone of this store; *removed counts them.  Goes on past a
+ * failure and returns the first one. */
 PGSNAP_API int pgsnap_rm_all(pgsnap_store *store, size_t *removed, pgsnap_error *err);
 
 /* Make sure the named snapshot exists (building the shipped recipe if it is
