@@ -36,7 +36,7 @@ UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=$(B)/test/%)
 DEPS_STAMP = build/.deps-build
 
-.PHONY: all deps check quickstart bench install uninstall clean
+.PHONY: all deps node-deps check quickstart bench install uninstall clean
 all: $(B)/pgsnap $(B)/libpgsnap.a $(B)/libpgsnap.so.0 $(B)/pgsnap.pc $(UNIT_BINS)
 
 # A fresh machine needs nothing done by hand: install what is missing.
@@ -98,7 +98,17 @@ $(TEST_DEPS_STAMP): scripts/deps.sh
 
 # TAP tests, run by prove: unit tests (C) and system tests (real servers),
 # first on the normal build, then the sanitizer build.
-check: all asan $(TEST_DEPS_STAMP)
+# node-postgres for the Node client test and recipe, from npm, into
+# test/node/node_modules (never committed).  Without npm or the registry
+# the Node tests skip, saying so.
+NODE_PG = test/node/node_modules/pg/package.json
+$(NODE_PG): test/node/package.json | $(TEST_DEPS_STAMP)
+	@command -v npm >/dev/null && npm install --prefix test/node --no-audit \
+		--no-fund --loglevel=error >&2 || \
+		echo "warning: npm install --prefix test/node failed: the Node tests will skip" >&2
+node-deps: $(NODE_PG)
+
+check: all asan $(TEST_DEPS_STAMP) $(NODE_PG)
 	PGSNAP_BUILD=$(CURDIR)/build prove -f -j2 test/*.t
 	PGSNAP_BUILD=$(CURDIR)/build/asan PGSNAP_SANITIZED=1 prove -f -j2 test/*.t
 

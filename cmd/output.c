@@ -127,14 +127,50 @@ static void json_field(FILE *f, const char *name, const char *value,
 		fputs("null", f);
 }
 
+/* A libpq key=value value: single-quoted, ' and \ escaped. */
+static void conninfo_value(char *out, size_t len, const char *v)
+{
+	size_t o = 0;
+
+	if (len < 3)
+		return;
+	out[o++] = '\'';
+	for (; *v && o + 3 < len; v++) {
+		if (*v == '\'' || *v == '\\')
+			out[o++] = '\\';
+		out[o++] = *v;
+	}
+	out[o++] = '\'';
+	out[o] = '\0';
+}
+
+/* The key=value form, for drivers whose URL parser refuses a %-encoded
+ * socket path in the host part (Go's net/url: lib/pq, pgx). */
+static void conninfo(const pgsnap_clone *c, char *buf, size_t len)
+{
+	char host[1100], user[200], db[200], pw[200] = "";
+
+	conninfo_value(host, sizeof(host), c->host[0] ? c->host : c->sockdir);
+	conninfo_value(user, sizeof(user), c->user);
+	conninfo_value(db, sizeof(db), c->dbname);
+	if (c->password[0])
+		conninfo_value(pw, sizeof(pw), c->password);
+	snprintf(buf, len, "host=%s port=%d user=%s dbname=%s%s%s", host,
+		 c->port, user, db, pw[0] ? " password=" : "", pw);
+}
+
 void print_clone_json(FILE *f, const pgsnap_clone *c)
 {
+	char ci[2048];
+
 	char url[2048], jdbc[2048];
 
 	pgsnap_clone_url(c, url, sizeof(url));
 	pgsnap_clone_jdbc_url(c, jdbc, sizeof(jdbc));
 	fputc('{', f);
+	conninfo(c, ci, sizeof(ci));
 	json_field(f, "url", url, 1);
+	json_field(f, "conninfo", ci, 0);
 	json_field(f, "host", c->host[0] ? c->host : c->sockdir, 0);
 	fprintf(f, ", \"port\": %d", c->port);
 	json_field(f, "socket_dir", c->sockdir, 0);

@@ -15,10 +15,11 @@ run "$PGSNAP" new --json
 is "$rc" 0 "new --json exits 0"
 is "$(printf '%s\n' "$out" | wc -l)" 1 "one line"
 j=$out
-is "$(jf "$j" 'sorted(d)')" "['data_dir', 'database', 'host', 'id', 'jdbc_url', 'method', 'pid', 'port', 'snapshot', 'socket_dir', 'state', 'url', 'user']" \
+is "$(jf "$j" 'sorted(d)')" "['conninfo', 'data_dir', 'database', 'host', 'id', 'jdbc_url', 'method', 'pid', 'port', 'snapshot', 'socket_dir', 'state', 'url', 'user']" \
 	"it is JSON with the documented fields (no password on a socket)"
 url=$(jf "$j" 'd["url"]')
 is "$(q "$url" 'select 1')" 1 "its url connects"
+is "$(q "$(jf "$j" 'd["conninfo"]')" 'select 2')" 2 "its conninfo (key=value) connects, odd path and all"
 is "$(jf "$j" 'd["socket_dir"]')" "$(url_sockdir "$url")" "socket_dir is the decoded socket directory of the URL"
 is "$(jf "$j" 'd["host"] == d["socket_dir"]')" True "a socket clone's host is its socket directory (as PGHOST takes it)"
 sd=$(jf "$j" 'd["socket_dir"]')
