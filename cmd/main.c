@@ -14,6 +14,7 @@ static const command commands[] = {
 	{ "doctor", cmd_doctor, "report what works here and the clone method new uses" },
 	{ "exec", cmd_exec, "run a command against a fresh server, then remove it" },
 	{ "snapshot", cmd_snapshot, "build, list, save, export snapshots" },
+	{ "gc", cmd_gc, "remove expired, dead and half-made clones" },
 };
 
 int usage_error(const char *cmd, const char *fmt, ...)
@@ -106,5 +107,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(name, commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
+	/* Not listed: started by pgsnap itself. */
+	if (!strcmp(name, "__supervise"))
+		return cmd_supervise(argc - 1, argv + 1);
 	return usage_error(NULL, "unknown command '%s'", name);
 }

@@ -2,6 +2,8 @@
  * shared with `pgsnap exec` (new_parse), so both stay the same. */
 #include "cmd.h"
 
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -41,7 +43,7 @@ static const struct new_option {
 	{ "clone-method", required_argument, 'm', FOR_BOTH,
 	  "M\toverlay, reflink or copy (default: best here)" },
 	{ "timeout", required_argument, 'w', FOR_BOTH,
-	  "SECONDS\tstop once idle after this long (0: never)" },
+	  "SECONDS\tthen stop when no client is on (default 60; 0: never)" },
 	{ "keep", no_argument, 'k', FOR_BOTH,
 	  "keep the data directory after the server stops" },
 	{ "owner", required_argument, OPT_OWNER, FOR_BOTH,
@@ -194,5 +196,10 @@ int cmd_new(int argc, char **argv)
 	if (r < 0)
 		return runtime_error(&err);
 	print_clone(stdout, &c, a.out);
-	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+	r = fflush(stdout);
+	/* Tests kill us here (see PGSNAP_TEST_PAUSE in lib/gc.c). */
+	if (getenv("PGSNAP_TEST_PAUSE") &&
+	    !strcmp(getenv("PGSNAP_TEST_PAUSE"), "printed"))
+		raise(SIGSTOP);
+	return r == 0 ? EXIT_OK : EXIT_FAIL;
 }

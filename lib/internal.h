@@ -153,9 +153,20 @@ typedef struct registry {
 	pgsnap_clone *recs;
 	size_t n, cap;
 	char path[600];
+	int64_t locked_us, wait_us;  /* for PGSNAP_LOCK_TRACE */
 } registry;
 
+/* Take the lock and load the records; a corrupt or foreign file is an
+ * error that names 'pgsnap gc --repair'. */
 int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err);
+/* The same for --repair: keep the records that parse, count the rest in
+ * *dropped (a foreign file counts as one and yields no record). */
+int registry_lock_salvage(const pgsnap_store *s, registry *r, size_t *dropped,
+			  pgsnap_error *err);
+/* Read without the lock: every write is a rename, so this sees one
+ * complete version.  For decisions re-checked under the lock. */
+int registry_read(const pgsnap_store *s, pgsnap_clone **recs, size_t *n,
+		  pgsnap_error *err);
 void registry_unlock(registry *r);       /* also frees recs */
 int registry_save(registry *r, pgsnap_error *err);
 pgsnap_clone *registry_find(registry *r, const char *id);
@@ -165,6 +176,54 @@ void registry_delete(registry *r, pgsnap_clone *c);
 int registry_parse(const char *text, size_t len, pgsnap_clone **recs,
 		   size_t *n, pgsnap_error *err);
 char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len);
+
+/* ---- gc.c: what is no longer wanted ---------------------------------- */
+
+#define PGSNAP_DEFAULT_TIMEOUT_S 60   /* -w when not given */
+#define GC_STOP_TIMEOUT_MS 10000      /* fast shutdown, then immediate */
+#define GC_NEW_MAX_VICTIMS 32         /* bounds the gc that new runs */
+#define GC_NEW_STOP_TIMEOUT_MS 3000
+
+typedef struct gc_opts {
+	bool dry_run;
+	int max_victims;             /* 0: all */
+	int stop_timeout_ms;
+	bool trash_in_background;    /* trash_kick, not trash_empty */
+	void (*report)(void *arg, const char *verb, const char *what,
+		       const char *why);
+	void *arg;
+} gc_opts;
+
+typedef struct gc_result {
+	size_t removed, adopted, removed_files;
+	size_t watched;              /* records that need watching */
+	int64_t next_due_ms;         /* earliest time limit ahead (wall ms) */
+	bool busy;                   /* a clone past its time has clients */
+} gc_result;
+
+/* One pass: judge every record and clone directory, remove what is due. */
+int gc_run(pgsnap_store *s, const gc_opts *o, gc_result *res,
+	   pgsnap_error *err);
+/* The bounded pass new makes when no supervisor runs; errors ignored. */
+void gc_before_new(pgsnap_store *s);
+/* -w as a number of seconds (the default for -1); 0: no limit. */
+long effective_timeout(const pgsnap_clone *c);
+/* Does this record need a supervisor (a limit, or a process at work)? */
+bool record_watched(const pgsnap_clone *c);
+/* Client backends of a postmaster (its children that are not helpers). */
+int count_clients(pid_t postmaster);
+/* PGSNAP_TEST_PAUSE=point stops this process there (SIGSTOP), so that a
+ * test can kill it at a known instant. */
+void test_pause(const char *point);
+
+/* ---- supervisor.c: enforces -w and --owner --------------------------- */
+
+bool supervisor_running(const pgsnap_store *s);
+/* Start the store's supervisor unless one runs. */
+int supervisor_ensure(const pgsnap_store *s, pgsnap_error *err);
+/* The supervisor itself (pgsnap __supervise); returns when there is
+ * nothing left to watch. */
+int supervisor_run(pgsnap_store *s, int lock_fd, pgsnap_error *err);
 
 /* ---- snapshot.c ------------------------------------------------------- */
 

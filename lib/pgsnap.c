@@ -63,21 +63,21 @@ static int edit_delete(registry *reg, pgsnap_clone *found, void *arg)
 	return 0;
 }
 
-/* Make the clone directory under a fresh random id. */
-static int make_clone_dir(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
+/* Record a fresh random id (state "starting") before its directory is
+ * made: gc then knows a clone directory with no record is garbage, never
+ * one being made. */
+static int record_new_clone(pgsnap_store *s, pgsnap_clone *c,
+			    pgsnap_error *err)
 {
-	int tries, r = 0;
+	int tries, r = -EEXIST;
 
-	for (tries = 0; tries < 8; tries++) {
+	for (tries = 0; tries < 8 && r == -EEXIST; tries++) {
 		random_hex(c->id, 8);
 		snprintf(c->dir, sizeof(c->dir), "%s/clones/%s", s->run, c->id);
-		r = mkdir_server(s, c->dir);
-		if (r == 0)
-			return 0;
-		if (r != -EEXIST)
-			break;
+		snprintf(c->datadir, sizeof(c->datadir), "%s/data", c->dir);
+		r = registry_edit(s, c->id, edit_add, c, err);
 	}
-	return pgsnap_errno(err, r, "cannot create clone directory %s", c->dir);
+	return r;
 }
 
 static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
@@ -147,6 +147,10 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 
 	if (!o)
 		o = &defaults;
+	if (o->owner > 0 && !proc_alive(o->owner, 0))
+		return pgsnap_err(err, ESRCH, "--owner %d: no such process",
+				  (int)o->owner);
+	gc_before_new(s);
 	if ((r = snapshot_for_new(s, o, snap, sizeof(snap), &snap_lock_fd,
 				  err)) < 0)
 		return r;
@@ -167,17 +171,19 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 	c.creator_start = proc_start_time(c.creator);
 	c.owner = o->owner;
 	c.owner_start = o->owner ? proc_start_time(o->owner) : 0;
-	c.timeout_s = o->timeout_s;
+	c.timeout_s = o->timeout_s < 0 ? PGSNAP_DEFAULT_TIMEOUT_S : o->timeout_s;
 	c.keep = o->keep;
 	c.created_ms = now_ms();
 
-	if ((r = make_clone_dir(s, &c, err)) < 0)
+	if ((r = record_new_clone(s, &c, err)) < 0)
 		return r;
-	made_dir = true;
-	snprintf(c.datadir, sizeof(c.datadir), "%s/data", c.dir);
-	if ((r = registry_edit(s, c.id, edit_add, &c, err)) < 0)
-		goto fail;
 	recorded = true;
+	if ((r = mkdir_server(s, c.dir)) < 0) {
+		pgsnap_errno(err, r, "cannot create clone directory %s", c.dir);
+		goto fail;
+	}
+	made_dir = true;
+	test_pause("clone");
 
 	job.store = s;
 	job.golden = golden;
@@ -190,10 +196,15 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 	snprintf(c.datadir, sizeof(c.datadir), "%s", job.datadir);
 	if ((r = start_server(s, o, &c, err)) < 0)
 		goto fail;
+	test_pause("server");
 
 	snprintf(c.state, sizeof(c.state), "ready");
 	if ((r = registry_edit(s, c.id, edit_replace, &c, err)) < 0)
 		goto fail;
+	/* Without a supervisor a limit is enforced only by the next gc: the
+	 * clone itself is fine, so this is not a failure of new. */
+	if (record_watched(&c))
+		supervisor_ensure(s, NULL);
 	*out = c;
 	return 0;
 
@@ -276,6 +287,9 @@ static int edit_mark_stopping(registry *reg, pgsnap_clone *found, void *arg)
 	if (!found)
 		return -ENOENT;
 	snprintf(found->state, sizeof(found->state), "stopping");
+	/* The process at work on it: gc leaves it alone while we live. */
+	found->creator = getpid();
+	found->creator_start = proc_start_time(found->creator);
 	*(pgsnap_clone *)arg = *found;
 	return 0;
 }

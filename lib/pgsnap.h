@@ -89,7 +89,8 @@ typedef struct pgsnap_new_opts {
 	int ipv6;                  /* with tcp: also listen on ::1 */
 	const char *server_opts;   /* extra postgres options, shell-like words */
 	pgsnap_method method;      /* clone method */
-	long timeout_s;            /* -w: stop when idle after this; 0: never; <0: default */
+	long timeout_s;            /* -w: once up, stop when no client is connected;
+				      0: never; <0: default (60 s) */
 	int keep;                  /* -k: keep the data directory after stop */
 	pid_t owner;               /* the clone dies with this process; 0: none */
 	const char *now;           /* mock now(): a timestamp or "clock"; NULL: off */
@@ -119,7 +120,7 @@ typedef struct pgsnap_clone {
 	unsigned long long pid_start; /* its start time, clock ticks since boot */
 	pid_t owner;               /* --owner: the clone dies with it */
 	unsigned long long owner_start;
-	pid_t creator;             /* the process making it (while starting) */
+	pid_t creator;             /* the process at work on it (starting, stopping) */
 	unsigned long long creator_start;
 	int64_t created_ms;        /* wall clock, ms since the epoch */
 	long timeout_s;
@@ -160,6 +161,23 @@ PGSNAP_API int pgsnap_rm(pgsnap_store *store, const char *ref, pgsnap_error *err
 /* Remove every clone of this store; *removed counts them.  Goes on past a
  * failure and returns the first one. */
 PGSNAP_API int pgsnap_rm_all(pgsnap_store *store, size_t *removed, pgsnap_error *err);
+
+/* Options of pgsnap_gc(). */
+typedef struct pgsnap_gc_opts {
+	int dry_run;               /* only report what would be removed */
+	int repair;                /* rebuild a corrupt registry first */
+	/* Called for each action: verb is "remove", "recover" (a running
+	 * clone whose record was lost) or "rebuild" (the registry). */
+	void (*report)(void *arg, const char *verb, const char *what,
+		       const char *why);
+	void *arg;
+} pgsnap_gc_opts;
+
+/* Remove clones whose time is up, whose owner or server died, half-made
+ * clones, records with no directory and stale files.  *removed counts the
+ * clones removed (or that would be). */
+PGSNAP_API int pgsnap_gc(pgsnap_store *store, const pgsnap_gc_opts *opts,
+			 size_t *removed, pgsnap_error *err);
 
 /* Make sure the named snapshot exists (building the shipped recipe if it is
  * one), returning 0 when it is ready. */

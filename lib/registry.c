@@ -149,24 +149,52 @@ static int parse_line(const char *p, size_t len, pgsnap_clone *c)
 	return name_valid(c->id, sizeof(c->id) - 1) ? 0 : -EINVAL;
 }
 
-int registry_parse(const char *text, size_t len, pgsnap_clone **recs,
-		   size_t *n, pgsnap_error *err)
+/* Version 1 is the only one; a higher number is a newer pgsnap's. */
+static int check_header(const char *text, size_t len, pgsnap_error *err)
+{
+	static const char magic[] = "pgsnap-registry ";
+
+	if (len >= strlen(HEADER) && !memcmp(text, HEADER, strlen(HEADER)))
+		return 0;
+	if (len > strlen(magic) && !memcmp(text, magic, strlen(magic)) &&
+	    text[strlen(magic)] >= '2' && text[strlen(magic)] <= '9')
+		return pgsnap_err(err, EPROTO, "written by a newer pgsnap "
+				  "(format %c)", text[strlen(magic)]);
+	return pgsnap_err(err, EINVAL, "not a pgsnap registry (bad header)");
+}
+
+/* Parse; with salvage, skip what does not parse (counted in *dropped)
+ * instead of failing: that is how --repair keeps the good records. */
+static int parse_text(const char *text, size_t len, bool salvage,
+		      pgsnap_clone **recs, size_t *n, size_t *dropped,
+		      pgsnap_error *err)
 {
 	const char *p = text, *end = text + len;
 	pgsnap_clone *v = NULL;
-	size_t cnt = 0, cap = 0, lineno = 1;
+	size_t cnt = 0, cap = 0, lineno = 1, bad = 0;
+	int r;
 
 	*recs = NULL;
 	*n = 0;
-	if (len < strlen(HEADER) || memcmp(text, HEADER, strlen(HEADER)))
-		return pgsnap_err(err, EINVAL, "not a pgsnap registry "
-				  "(bad header)");
+	r = check_header(text, len, err);
+	if (r < 0 && !salvage)
+		return r;
+	if (r < 0) {
+		/* Foreign or newer: nothing in it can be trusted. */
+		if (dropped)
+			*dropped = 1;
+		return 0;
+	}
 	p += strlen(HEADER);
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		int r;
+		size_t i;
 		lineno++;
 		if (!nl) {
+			if (salvage) {
+				bad++;
+				break;
+			}
 			free(v);
 			return pgsnap_err(err, EINVAL,
 				"line %zu is not terminated", lineno);
@@ -186,17 +214,34 @@ int registry_parse(const char *text, size_t len, pgsnap_clone **recs,
 			v = nv;
 		}
 		r = parse_line(p, (size_t)(nl - p), &v[cnt]);
+		/* Two records with one id would hand out one clone twice. */
+		for (i = 0; r == 0 && i < cnt; i++)
+			if (!strcmp(v[i].id, v[cnt].id))
+				r = -EEXIST;
+		p = nl + 1;
 		if (r < 0) {
+			if (salvage) {
+				bad++;
+				continue;
+			}
 			free(v);
-			return pgsnap_err(err, EINVAL, "line %zu is malformed",
-					  lineno);
+			return pgsnap_err(err, EINVAL, "line %zu is %s", lineno,
+					  r == -EEXIST ? "a duplicate" :
+					  "malformed");
 		}
 		cnt++;
-		p = nl + 1;
 	}
 	*recs = v;
 	*n = cnt;
+	if (dropped)
+		*dropped = bad;
 	return 0;
+}
+
+int registry_parse(const char *text, size_t len, pgsnap_clone **recs,
+		   size_t *n, pgsnap_error *err)
+{
+	return parse_text(text, len, false, recs, n, NULL, err);
 }
 
 static void put_escaped(char **o, const char *s)
@@ -257,21 +302,32 @@ char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len)
 	return buf;
 }
 
-int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err)
+static int registry_paths(const pgsnap_store *s, registry *r, char *lock,
+			  size_t len, pgsnap_error *err)
+{
+	memset(r, 0, sizeof(*r));
+	r->lock_fd = -1;
+	if (path_join(lock, len, s->run, "registry.lock") < 0 ||
+	    path_join(r->path, sizeof(r->path), s->run, "registry") < 0)
+		return pgsnap_err(err, ENAMETOOLONG, "store path too long");
+	return 0;
+}
+
+static int lock_and_load(const pgsnap_store *s, registry *r, bool salvage,
+			 size_t *dropped, pgsnap_error *err)
 {
 	char lock[600];
 	cleanup_free char *text = NULL;
 	size_t len;
+	int64_t t0;
 	int rc;
 
-	memset(r, 0, sizeof(*r));
-	r->lock_fd = -1;
-	if (path_join(lock, sizeof(lock), s->run, "registry.lock") < 0 ||
-	    path_join(r->path, sizeof(r->path), s->run, "registry") < 0)
-		return pgsnap_err(err, ENAMETOOLONG, "store path too long");
+	if ((rc = registry_paths(s, r, lock, sizeof(lock), err)) < 0)
+		return rc;
 	r->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (r->lock_fd < 0)
 		return pgsnap_errno(err, errno, "cannot open lock file %s", lock);
+	t0 = mono_us();
 	while (flock(r->lock_fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
 			rc = pgsnap_errno(err, errno, "cannot lock %s", lock);
@@ -279,18 +335,26 @@ int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err)
 			return rc;
 		}
 	}
+	r->locked_us = mono_us();
+	r->wait_us = r->locked_us - t0;
 	rc = read_file(r->path, MAX_REGISTRY, &text, &len);
 	if (rc == -ENOENT)
 		return 0;
-	if (rc < 0) {
+	if (rc < 0 && !(salvage && rc == -EFBIG)) {
 		pgsnap_errno(err, rc, "cannot read registry %s", r->path);
 		registry_unlock(r);
 		return rc;
 	}
-	rc = registry_parse(text, len, &r->recs, &r->n, err);
 	if (rc < 0) {
-		pgsnap_err_wrap(err, "registry %s is corrupt (run 'pgsnap gc "
-				"--repair' to rebuild it)", r->path);
+		*dropped = 1;
+		return 0;
+	}
+	rc = parse_text(text, len, salvage, &r->recs, &r->n, dropped, err);
+	if (rc < 0) {
+		pgsnap_err_wrap(err, "registry %s is %s (run 'pgsnap gc "
+				"--repair' to rebuild it from the clones on "
+				"disk)", r->path, rc == -EPROTO ?
+				"not readable by this pgsnap" : "corrupt");
 		registry_unlock(r);
 		return rc;
 	}
@@ -298,11 +362,73 @@ int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err)
 	return 0;
 }
 
+int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err)
+{
+	return lock_and_load(s, r, false, NULL, err);
+}
+
+int registry_lock_salvage(const pgsnap_store *s, registry *r, size_t *dropped,
+			  pgsnap_error *err)
+{
+	*dropped = 0;
+	return lock_and_load(s, r, true, dropped, err);
+}
+
+int registry_read(const pgsnap_store *s, pgsnap_clone **recs, size_t *n,
+		  pgsnap_error *err)
+{
+	registry r;
+	char lock[600];
+	cleanup_free char *text = NULL;
+	size_t len;
+	int rc;
+
+	*recs = NULL;
+	*n = 0;
+	if ((rc = registry_paths(s, &r, lock, sizeof(lock), err)) < 0)
+		return rc;
+	rc = read_file(r.path, MAX_REGISTRY, &text, &len);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return pgsnap_errno(err, rc, "cannot read registry %s", r.path);
+	rc = registry_parse(text, len, recs, n, err);
+	if (rc < 0)
+		return pgsnap_err_wrap(err, "registry %s is corrupt (run "
+				       "'pgsnap gc --repair' to rebuild it)",
+				       r.path);
+	return 0;
+}
+
+/* PGSNAP_LOCK_TRACE=FILE appends "wait_us hold_us" for every lock taken:
+ * how the benchmark measures what the lock costs each caller. */
+static void trace_hold(const registry *r)
+{
+	const char *path = getenv("PGSNAP_LOCK_TRACE");
+	char line[64];
+	int fd, n;
+
+	if (!path || !*path || !r->locked_us)
+		return;
+	n = snprintf(line, sizeof(line), "%lld %lld\n", (long long)r->wait_us,
+		     (long long)(mono_us() - r->locked_us));
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (write(fd, line, (size_t)n) < 0) {
+		/* a trace is best effort */
+	}
+	close(fd);
+}
+
 void registry_unlock(registry *r)
 {
-	if (r->lock_fd >= 0)
+	if (r->lock_fd >= 0) {
+		trace_hold(r);
 		close(r->lock_fd); /* closing drops the flock */
+	}
 	r->lock_fd = -1;
+	r->locked_us = 0;
 	free(r->recs);
 	r->recs = NULL;
 	r->n = r->cap = 0;

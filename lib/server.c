@@ -183,8 +183,11 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 			int status = 0;
 			waitpid(pid, &status, 0);
 			log_tail(st->log_path, 3, tail, sizeof(tail));
+			/* The bind error may be above the last 3 lines:
+			 * "could not create listen socket" follows it. */
 			if (strstr(tail, "could not bind") ||
-			    strstr(tail, "Address already in use"))
+			    strstr(tail, "Address already in use") ||
+			    strstr(tail, "could not create listen socket"))
 				return pgsnap_err(err, EADDRINUSE,
 					"server could not bind port %d: %s",
 					st->port, tail);

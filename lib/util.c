@@ -272,13 +272,15 @@ int split_words(const char *s, char ***argv_out, int *argc_out)
 	return 0;
 }
 
-unsigned long long proc_start_time(pid_t pid)
+/* Start time (field 22 of /proc/PID/stat) and state (field 3). */
+static unsigned long long proc_stat(pid_t pid, char *state)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long start = 0;
 	int fd, i;
 	ssize_t n;
 
+	*state = '?';
 	if (pid <= 0)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -293,8 +295,9 @@ unsigned long long proc_start_time(pid_t pid)
 	/* The command name may hold spaces and parentheses: skip past the
 	 * last ')'; field 3 follows. */
 	p = strrchr(buf, ')');
-	if (!p)
+	if (!p || !p[1] || !p[2])
 		return 0;
+	*state = p[2];
 	p++;
 	for (i = 3; i < 22 && p; i++)
 		p = strchr(p + 1, ' ');
@@ -303,14 +306,22 @@ unsigned long long proc_start_time(pid_t pid)
 	return start;
 }
 
+unsigned long long proc_start_time(pid_t pid)
+{
+	char state;
+	return proc_stat(pid, &state);
+}
+
 bool proc_alive(pid_t pid, unsigned long long start)
 {
 	unsigned long long now;
+	char state;
 
 	if (pid <= 0)
 		return false;
-	now = proc_start_time(pid);
-	if (!now)
+	now = proc_stat(pid, &state);
+	/* A zombie has ended; it only waits for its parent to notice. */
+	if (!now || state == 'Z' || state == 'X')
 		return false;
 	return start == 0 || now == start;
 }
