@@ -109,6 +109,7 @@ typedef struct spawn_opts {
 	const char *cwd;
 	bool new_session;            /* setsid(): survive our exit */
 	char *const *envp;           /* NULL: environ */
+	int in_fd;                   /* stdin; 0 (the default): /dev/null */
 } spawn_opts;
 
 /* vfork+execv (no shell); raw syscalls switch the uid in the child so no

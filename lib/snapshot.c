@@ -433,6 +433,22 @@ static int base_key(pgsnap_store *s, const char *base,
 	return 0;
 }
 
+static void store_recipe(const pgsnap_store *s, const char *dir,
+			 const recipe *r)
+{
+	char path[700];
+	cleanup_free char *old = NULL;
+	fs_ids ids;
+
+	snprintf(path, sizeof(path), "%s/recipe", dir);
+	if (read_file(path, 1 << 20, &old, NULL) == 0 &&
+	    !strcmp(old, r->source))
+		return;
+	ids = fs_become(s);
+	write_file_atomic(path, r->source, r->source_len, 0644);
+	fs_restore(ids);
+}
+
 /* -ENOPKG (and no error text) when NAME has no known recipe. */
 static int refresh(pgsnap_store *s, const char *name, recipe *given,
 		   const pgsnap_build_opts *o, bool key_only, int depth,
@@ -474,8 +490,11 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 	/* After the lock: a concurrent builder of the same key has finished
 	 * by now, and this finds its work. */
 	if (meta_read(dir, &m) == 0 && !strcmp(m.key, key) &&
-	    !(o && o->force && depth == 0)) {
+	    m.pg_major == s->pg_major && !(o && o->force && depth == 0)) {
 		res->built = 0;
+		/* An imported snapshot learns the local recipe here. */
+		if (given && !r->shipped)
+			store_recipe(s, dir, r);
 		goto out;
 	}
 	q.r = r;

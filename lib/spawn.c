@@ -26,7 +26,7 @@ struct child_args {
 	char *const *argv;
 	char *const *envp;
 	const char *cwd;
-	int devnull, out;
+	int devnull, in, out;
 	bool drop, new_session;
 	uid_t uid;
 	gid_t gid;
@@ -38,7 +38,7 @@ static __attribute__((noinline, noreturn)) void child_exec(struct child_args *a)
 	sigset_t none;
 
 	/* stdin from /dev/null, stdout and stderr to out. */
-	if (dup2(a->devnull, 0) < 0 || dup2(a->out, 1) < 0 ||
+	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 ||
 	    dup2(a->out, 2) < 0)
 		goto fail;
 	sigemptyset(&none);
@@ -79,6 +79,7 @@ pid_t spawn_process(const char *path, char *const argv[], const spawn_opts *o)
 	if (a.devnull < 0)
 		return -errno;
 	a.out = o->out_fd >= 0 ? o->out_fd : a.devnull;
+	a.in = o->in_fd > 0 ? o->in_fd : a.devnull;
 
 	pid = vfork();
 	if (pid == 0)
