@@ -20,6 +20,7 @@ typedef struct command {
 int cmd_new(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_pool_keeper(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
@@ -48,6 +49,7 @@ typedef struct new_args {
 	const char *user;          /* -u */
 	out_format out;            /* new: --env, --json, --jdbc */
 	int keep_on_failure;       /* exec */
+	long count;                /* new -n: how many servers (0: one) */
 } new_args;
 
 #define NEW_PARSE_OK (-1)      /* go on; argv[optind] is the first operand */

@@ -10,6 +10,8 @@ static void help(void)
 	printf("Usage: pgsnap ls [OPTIONS]\n\n"
 	       "List the clones of the store: id, snapshot, state, server "
 	       "pid, age and URL.\n\n"
+	       "  -a, --all     also the warm pool's servers (state pooled),\n"
+	       "                which new hands out and nobody owns yet\n"
 	       "  -q, --quiet   print ids only\n"
 	       "      --json    print a JSON array, one object per clone\n"
 	       "                (the fields of 'pgsnap new --json')\n"
@@ -45,6 +47,7 @@ static void print_json_array(const pgsnap_clone *v, size_t n)
 int cmd_ls(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "all", no_argument, NULL, 'a' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
@@ -53,12 +56,13 @@ int cmd_ls(int argc, char **argv)
 	pgsnap_store *s;
 	pgsnap_error err = { 0 };
 	pgsnap_clone *v;
-	size_t n, i;
-	int ch, quiet = 0, json = 0;
+	size_t n, i, k;
+	int ch, quiet = 0, json = 0, all = 0;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":aqh", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'a': all = 1; break;
 		case 'q': quiet = 1; break;
 		case 'J': json = 1; break;
 		case 'h': help(); return EXIT_OK;
@@ -74,6 +78,11 @@ int cmd_ls(int argc, char **argv)
 		pgsnap_store_close(s);
 		return runtime_error(&err);
 	}
+	/* Pooled servers are not yet anyone's clone. */
+	for (i = 0, k = 0; i < n; i++)
+		if (all || strcmp(v[i].state, "pooled"))
+			v[k++] = v[i];
+	n = k;
 	if (json)
 		print_json_array(v, n);
 	if (!quiet && !json && n)

@@ -15,6 +15,8 @@ static const command commands[] = {
 	{ "exec", cmd_exec, "run a command against a fresh server, then remove it" },
 	{ "snapshot", cmd_snapshot, "build, list, save, export snapshots" },
 	{ "gc", cmd_gc, "remove expired, dead and half-made clones" },
+	/* Hidden (no summary): started by pgsnap itself. */
+	{ "__pool", cmd_pool_keeper, NULL },
 };
 
 int usage_error(const char *cmd, const char *fmt, ...)
@@ -77,8 +79,9 @@ static void usage(FILE *f)
 		   "Fresh, real PostgreSQL servers in milliseconds, cloned "
 		   "from snapshots.\n\nCommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name,
-			commands[i].summary);
+		if (commands[i].summary)
+			fprintf(f, "  %-10s %s\n", commands[i].name,
+				commands[i].summary);
 	fprintf(f, "\n'pgsnap COMMAND --help' describes a command; "
 		   "'man pgsnap' describes all.\n"
 		   "Environment: PGSNAP_HOME (the store), PGSNAP_PG_BINDIR "

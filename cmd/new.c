@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
 	OPT_OWNER = 0x100,
@@ -14,6 +15,7 @@ enum {
 	OPT_KEEP_ON_FAILURE,
 	OPT_BUILD_IF_STALE,
 	OPT_NOW,
+	OPT_POOL,
 };
 
 #define FOR_NEW 1u
@@ -58,6 +60,10 @@ static const struct new_option {
 	  "print a JDBC URL (implies --tcp)" },
 	{ "keep-on-failure", no_argument, OPT_KEEP_ON_FAILURE, FOR_EXEC,
 	  "keep the clone when COMMAND fails; say how to reach it" },
+	{ "count", required_argument, 'n', FOR_NEW,
+	  "N\tN servers, one line each (the pool first, the rest in parallel)" },
+	{ "pool", required_argument, OPT_POOL, FOR_BOTH,
+	  "N\tkeep N servers like this one warm (default 2, PGSNAP_POOL; 0: off)" },
 	{ "help", no_argument, 'h', FOR_BOTH, "show this help" },
 };
 
@@ -101,8 +107,9 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 	/* '+': exec stops at its COMMAND, whose options are not ours. */
 	char shortopts[2 * sizeof(new_options) / sizeof(new_options[0]) + 4] = "+:";
 	size_t i, n = 0, k = 2;
+	const char *env;
+	int ch, pool_set = 0;
 	long v;
-	int ch;
 
 	memset(a, 0, sizeof(*a));
 	a->o.timeout_s = -1;
@@ -151,12 +158,27 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 		case OPT_KEEP_ON_FAILURE: a->keep_on_failure = 1; break;
 		case OPT_BUILD_IF_STALE: a->o.build_if_stale = 1; break;
 		case OPT_NOW: a->o.now = optarg; break;
+		case 'n':
+			if (opt_long(cmd, "-n", optarg, 1, 1000, &v))
+				return EXIT_USAGE;
+			a->count = v;
+			break;
+		case OPT_POOL:
+			if (opt_long(cmd, "--pool", optarg, 0, 64, &v))
+				return EXIT_USAGE;
+			a->o.pool = (int)v;
+			a->o.no_pool = v == 0;
+			pool_set = 1;
+			break;
 		case 'h': return NEW_PARSE_HELP;
 		default: return bad_option(cmd, argv, ch);
 		}
 	}
 	if (a->o.build_if_stale)
 		a->o.progress = on_build;
+	if (!pool_set && (env = getenv("PGSNAP_POOL")) && *env &&
+	    opt_long(cmd, "PGSNAP_POOL", env, 0, 64, &v))
+		return EXIT_USAGE;
 	return NEW_PARSE_OK;
 }
 
@@ -171,12 +193,26 @@ static void help(void)
 	new_help_options("new");
 }
 
+/* The program to start the pool keeper with: this one. */
+static const char *self_exe(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+
+	/* A binary replaced while we ran still execs through /proc. */
+	if (n <= 0 || (size_t)n >= len - 1)
+		return "/proc/self/exe";
+	buf[n] = '\0';
+	return strstr(buf, " (deleted)") ? "/proc/self/exe" : buf;
+}
+
 int cmd_new(int argc, char **argv)
 {
 	new_args a;
 	pgsnap_store *s;
-	pgsnap_clone c;
+	pgsnap_clone *c;
 	pgsnap_error err = { 0 };
+	char exe[4096];
+	size_t n, i;
 	int r;
 
 	r = new_parse("new", argc, argv, &a);
@@ -189,17 +225,34 @@ int cmd_new(int argc, char **argv)
 	if (optind < argc)
 		return usage_error("new", "unexpected argument '%s'",
 				   argv[optind]);
-	if (open_store(&s, a.user, &err) < 0)
+	n = a.count > 0 ? (size_t)a.count : 1;
+	c = calloc(n, sizeof(*c));
+	if (!c) {
+		snprintf(err.msg, sizeof(err.msg), "out of memory");
 		return runtime_error(&err);
-	r = pgsnap_new(s, &a.o, &c, &err);
+	}
+	if (open_store(&s, a.user, &err) < 0) {
+		free(c);
+		return runtime_error(&err);
+	}
+	r = pgsnap_new_n(s, &a.o, n, c, &err);
+	if (r < 0) {
+		pgsnap_store_close(s);
+		free(c);
+		return runtime_error(&err);
+	}
+	for (i = 0; i < n; i++)
+		print_clone(stdout, &c[i], a.out);
+	r = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+	/* After the URL is out: the caller may use it while the pool refills.
+	 * A pool that cannot refill costs speed, not the clone just made. */
+	pgsnap_pool_kick(s, &a.o, &c[0], self_exe(exe, sizeof(exe)),
+			 argv + 1, NULL);
 	pgsnap_store_close(s);
-	if (r < 0)
-		return runtime_error(&err);
-	print_clone(stdout, &c, a.out);
-	r = fflush(stdout);
 	/* Tests kill us here (see PGSNAP_TEST_PAUSE in lib/gc.c). */
 	if (getenv("PGSNAP_TEST_PAUSE") &&
 	    !strcmp(getenv("PGSNAP_TEST_PAUSE"), "printed"))
 		raise(SIGSTOP);
-	return r == 0 ? EXIT_OK : EXIT_FAIL;
+	free(c);
+	return r;
 }

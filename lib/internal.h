@@ -297,4 +297,30 @@ int sql_set_password(PGconn *conn, const char *user, const char *password,
 
 size_t url_encode(const char *in, char *out, size_t len);
 
+/* ---- pgsnap.c ----------------------------------------------------------- */
+
+/* pgsnap_new; pooled: a clone for the pool (state "pooled", never taken
+ * from the pool itself). */
+int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
+	      pgsnap_clone *out, pgsnap_error *err);
+/* Remove clone id if it is still in the pool; -ENOENT when it is not. */
+int clone_rm_pooled(pgsnap_store *s, const char *id, pgsnap_error *err);
+
+/* ---- pool.c: the warm pool ---------------------------------------------- */
+
+/* The variant of a clone: what makes its server differ from another's
+ * (snapshot and which build of it, method, -t, -o, --now), as 16 hex. */
+void pool_sig(const pgsnap_new_opts *o, const char *snap, const char *snapdir,
+	      const char *method, char *sig, size_t len);
+/* Clones to keep warm for o; 0: no pool. */
+int pool_size(const pgsnap_new_opts *o);
+/* Hand out the oldest live pooled clone of tmpl->opts_sig, giving it the
+ * caller's fields of tmpl (creator, owner, limits, created_ms), in one
+ * registry update.  1: *out is it; 0: the pool has none. */
+int pool_take(pgsnap_store *s, const pgsnap_clone *tmpl, pgsnap_clone *out,
+	      pgsnap_error *err);
+/* Stop every keeper of the store and wait (bounded) until they are gone
+ * with their pooled clones. */
+void pool_stop_keepers(pgsnap_store *s);
+
 #endif

@@ -133,8 +133,8 @@ static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
 	return 0;
 }
 
-int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
-	       pgsnap_error *err)
+int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
+	      pgsnap_clone *out, pgsnap_error *err)
 {
 	static const pgsnap_new_opts defaults = { 0 };
 	char snap[64], snapdir[600], golden[700];
@@ -174,6 +174,12 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 	c.timeout_s = o->timeout_s < 0 ? PGSNAP_DEFAULT_TIMEOUT_S : o->timeout_s;
 	c.keep = o->keep;
 	c.created_ms = now_ms();
+	pool_sig(o, snap, snapdir, eng->name, c.opts_sig, sizeof(c.opts_sig));
+	if (!pooled && pool_size(o) > 0 && (r = pool_take(s, &c, out, err)) != 0) {
+		if (r > 0 && record_watched(out))
+			supervisor_ensure(s, NULL);
+		return r < 0 ? r : 0;
+	}
 
 	if ((r = record_new_clone(s, &c, err)) < 0)
 		return r;
@@ -198,7 +204,7 @@ int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
 		goto fail;
 	test_pause("server");
 
-	snprintf(c.state, sizeof(c.state), "ready");
+	snprintf(c.state, sizeof(c.state), pooled ? "pooled" : "ready");
 	if ((r = registry_edit(s, c.id, edit_replace, &c, err)) < 0)
 		goto fail;
 	/* Without a supervisor a limit is enforced only by the next gc: the
@@ -219,6 +225,12 @@ fail:
 	if (recorded)
 		registry_edit(s, c.id, edit_delete, NULL, NULL);
 	return r;
+}
+
+int pgsnap_new(pgsnap_store *s, const pgsnap_new_opts *o, pgsnap_clone *out,
+	       pgsnap_error *err)
+{
+	return clone_new(s, o, false, out, err);
 }
 
 int pgsnap_list(pgsnap_store *s, pgsnap_clone **out, size_t *n,
@@ -294,10 +306,21 @@ static int edit_mark_stopping(registry *reg, pgsnap_clone *found, void *arg)
 	return 0;
 }
 
-static int rm_one(pgsnap_store *s, const char *id, pgsnap_error *err)
+/* Only a clone still in the pool: one handed out meanwhile is not ours. */
+static int edit_mark_stopping_pooled(registry *reg, pgsnap_clone *found,
+				     void *arg)
+{
+	if (!found || strcmp(found->state, "pooled"))
+		return -ENOENT;
+	return edit_mark_stopping(reg, found, arg);
+}
+
+static int rm_one_edit(pgsnap_store *s, const char *id,
+		       int (*mark)(registry *, pgsnap_clone *, void *),
+		       pgsnap_error *err)
 {
 	pgsnap_clone c;
-	int r = registry_edit(s, id, edit_mark_stopping, &c, err);
+	int r = registry_edit(s, id, mark, &c, err);
 
 	if (r < 0)
 		return r;
@@ -305,6 +328,16 @@ static int rm_one(pgsnap_store *s, const char *id, pgsnap_error *err)
 	if (r < 0)
 		return r;
 	return registry_edit(s, id, edit_delete, NULL, err);
+}
+
+static int rm_one(pgsnap_store *s, const char *id, pgsnap_error *err)
+{
+	return rm_one_edit(s, id, edit_mark_stopping, err);
+}
+
+int clone_rm_pooled(pgsnap_store *s, const char *id, pgsnap_error *err)
+{
+	return rm_one_edit(s, id, edit_mark_stopping_pooled, err);
 }
 
 int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)
@@ -333,8 +366,11 @@ int pgsnap_rm_all(pgsnap_store *s, size_t *removed, pgsnap_error *err)
 {
 	pgsnap_clone *v = NULL;
 	size_t n = 0, i;
-	int r = pgsnap_list(s, &v, &n, err), first = 0;
+	int r, first = 0;
 
+	/* First the pool keepers, or they would refill what we remove. */
+	pool_stop_keepers(s);
+	r = pgsnap_list(s, &v, &n, err);
 	*removed = 0;
 	if (r < 0)
 		return r;

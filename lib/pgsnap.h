@@ -99,6 +99,9 @@ typedef struct pgsnap_new_opts {
 	/* Snapshot builds on the way (see pgsnap_build_opts); may be NULL. */
 	void (*progress)(void *ctx, int final, const char *msg);
 	void *progress_ctx;
+	/* Warm pool: clones of this variant to keep started and ready
+	 * (pgsnap_pool_kick); 0: PGSNAP_POOL, else 2.  no_pool disables. */
+	int pool;
 } pgsnap_new_opts;
 
 /* A clone as the registry knows it (public). */
@@ -138,6 +141,30 @@ typedef struct pgsnap_clone {
  * server's own last log line when it did not start.  opts may be NULL. */
 PGSNAP_API int pgsnap_new(pgsnap_store *store, const pgsnap_new_opts *opts,
 	       pgsnap_clone *out, pgsnap_error *err);
+
+/* n fresh servers (out[0..n-1]) in one call: pooled clones first, the rest
+ * started in parallel.  All or nothing: on failure none is left. */
+PGSNAP_API int pgsnap_new_n(pgsnap_store *store, const pgsnap_new_opts *opts,
+		 size_t n, pgsnap_clone *out, pgsnap_error *err);
+
+/* The warm pool.  pgsnap_new hands out a pooled clone of the same variant
+ * (snapshot, method, -t, -o, --now) when there is one: a registry update,
+ * nothing else.  After a pgsnap_new, pgsnap_pool_kick makes sure a keeper
+ * runs for c's variant: a detached process, `exe __pool ... -- args`, that
+ * keeps opts->pool clones started and ready (state "pooled", hidden from
+ * ls) and removes them after PGSNAP_POOL_TTL seconds (default 300) without
+ * a handout.  exe must be the pgsnap program; args are the options of the
+ * `new` call (the keeper parses them to make the same variant).  The keeper
+ * is a child of the caller until the caller exits.  0 when a keeper runs
+ * or none is wanted. */
+PGSNAP_API int pgsnap_pool_kick(pgsnap_store *store, const pgsnap_new_opts *opts,
+		     const pgsnap_clone *c, const char *exe,
+		     char *const args[], pgsnap_error *err);
+/* The keeper itself (`pgsnap __pool`): holds lock_fd (the variant's lock,
+ * taken by pgsnap_pool_kick) and returns when its pool expired or on
+ * SIGTERM/SIGINT (rm --all), having removed its pooled clones. */
+PGSNAP_API int pgsnap_pool_keep(pgsnap_store *store, const pgsnap_new_opts *opts,
+		     const char *sig, int lock_fd, pgsnap_error *err);
 
 /* URL forms of a clone, NUL-terminated in buf.  Return the length of the
  * whole URL, as snprintf() does: a result >= len means buf was too small

@@ -68,6 +68,9 @@ run() {
 TEST_TMP=$(mktemp -d /tmp/pgsnap-test.XXXXXX)
 chmod 755 "$TEST_TMP"
 export PGSNAP_HOME=$TEST_TMP/home
+# No warm pool unless a test asks for one (test/5xx): pooled servers would
+# change the counts of servers and clones the other tests make.
+export PGSNAP_POOL=${PGSNAP_POOL:-0}
 # Share one snapshot cache across the suite: building it is the slow part.
 # Tests that need a fresh store set PGSNAP_HOME themselves.
 

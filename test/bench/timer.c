@@ -2,12 +2,14 @@
  * timer.c - the benchmark driver of `make bench`: times, from outside,
  * "get a fresh PostgreSQL" up to its first answered query.
  *
- *   timer lat   [-n N] [-w WARMUP] [-u USER] -- CMD... [--- CLEANUP... {}]
+ *   timer lat   [-n N] [-w WARMUP] [-u USER] [-b SHELL-CMD]
+ *               -- CMD... [--- CLEANUP... {}]
  *       run CMD N times; each run: start CMD, read the conninfo/URL it
  *       prints last on stdout, wait for its exit, connect with libpq and
  *       answer `select 1`.  CLEANUP (untimed) runs after each, with {}
  *       replaced by the URL.  -u runs CMD and CLEANUP as USER (initdb
- *       refuses root).
+ *       refuses root).  -b runs before each run, untimed (e.g. wait
+ *       until the pool is full again).
  *   timer tpl   [-n N] [-w W] -d ADMIN-CONNINFO -T TEMPLATE -S STRATEGY
  *       CREATE DATABASE ... TEMPLATE ... STRATEGY on a running server
  *       (admin connection kept open, as pgtestdb/IntegreSQL do), then
@@ -45,7 +47,7 @@
 static int opt_n = 20, opt_warm = 1, opt_j = 1;
 static const char *opt_user, *opt_samples, *opt_admin, *opt_tpl,
 	*opt_strategy = "WAL_LOG";
-static char **cmd, **cleanup;
+static char **cmd, **cleanup, *before[] = { "sh", "-c", NULL, NULL };
 static uid_t run_uid;
 static gid_t run_gid;
 static bool drop_uid;
@@ -277,6 +279,8 @@ static int mode_lat(bool tpl)
 			run(cleanup, url, NULL, 0);
 		if (i >= 0)
 			v[got++] = ms;
+		if (before[2] && i + 1 < opt_n && run(before, NULL, NULL, 0) != 0)
+			die("the -b command failed%s", "");
 	}
 	if (admin)
 		PQfinish(admin);
@@ -405,7 +409,7 @@ int main(int argc, char **argv)
 	mode = argv[1];
 	argv++;
 	argc--;
-	while ((ch = getopt(argc, argv, "+n:w:j:u:s:d:T:S:l:")) != -1) {
+	while ((ch = getopt(argc, argv, "+n:w:j:u:s:d:T:S:l:b:")) != -1) {
 		switch (ch) {
 		case 'n': opt_n = num(optarg, 1, 1000000); break;
 		case 'w': opt_warm = num(optarg, 0, 1000); break;
@@ -416,6 +420,7 @@ int main(int argc, char **argv)
 		case 'T': opt_tpl = optarg; break;
 		case 'S': opt_strategy = optarg; break;
 		case 'l': break; /* a label, for the reader of ps */
+		case 'b': before[2] = optarg; break;
 		default: die("bad option%s", "");
 		}
 	}
