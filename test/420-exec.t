@@ -80,6 +80,47 @@ wait "$epid"
 is "$?" 143 "SIGTERM to pgsnap: passed on, the command died of it (143)"
 nothing_left "after SIGTERM to pgsnap"
 
+# SIGKILL leaves pgsnap no chance: the clone's owner is pgsnap, and the
+# store's supervisor removes a clone whose owner died.
+rm -f "$ready"
+"$PGSNAP" exec -- sh -c "touch '$ready'; exec sleep 60" &
+epid=$!
+$PY - "$ready" <<'PY'
+import os, sys, time
+deadline = time.monotonic() + 30
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.02)
+PY
+kpid=$(pgrep -P "$epid" -x sleep)
+kill -KILL "$epid"
+{ wait "$epid"; } 2>/dev/null
+[ -n "$kpid" ] && kill "$kpid" 2>/dev/null
+gone=$($PY - "$PGSNAP" <<'PY'
+import subprocess, sys, time
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline:
+    if not subprocess.run([sys.argv[1], "ls", "-q"], capture_output=True, text=True).stdout:
+        print("gone"); break
+    time.sleep(0.1)
+PY
+)
+is "$gone" gone "exec killed by SIGKILL: its clone is removed (owner gone) within 15 s"
+
+# A stop signal while the clone is still starting: nothing is left.
+# (Python spawns it: a bash subshell killed before its exec would run
+# this script's traps.)
+st=$($PY - "$PGSNAP" "$TEST_TMP/early.out" <<'PY'
+import signal, subprocess, sys
+with open(sys.argv[2], "w") as out:
+    p = subprocess.Popen([sys.argv[1], "exec", "--", "echo", "never"], stdout=out)
+    p.send_signal(signal.SIGTERM)
+    print(p.wait())
+PY
+)
+ok "$([ "$st" = 143 ] || [ "$st" = -15 ]; echo $?)" "SIGTERM at once: exit 143 or killed before it blocked signals (got $st)"
+is "$(cat "$TEST_TMP/early.out")" "" "the command did not run"
+nothing_left "after SIGTERM while starting"
+
 # Ctrl-C in a terminal: SIGINT to the foreground process group.
 if [ -x $PY ]; then
 	rm -f "$ready"
