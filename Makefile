@@ -34,6 +34,8 @@ LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o) $(B)/gen/recipes.o
 CMD_OBJS = $(CMD_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
 UNIT_BINS = $(UNIT_SRCS:test/unit/%.c=$(B)/test/%)
+FUZZ_TARGETS = $(sort $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_*.c)))
+FUZZ_REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
 DEPS_STAMP = build/.deps-build
 
 .PHONY: all deps node-deps check quickstart bench install uninstall clean
@@ -88,7 +90,42 @@ $(B)/test/%: test/unit/%.c $(B)/libpgsnap.a test/unit/tap.h
 asan:
 	$(MAKE) B=build/asan CFLAGS='$(SAN_CFLAGS)' \
 		EXTRA_LDFLAGS='-fsanitize=address,undefined' \
-		build/asan/pgsnap $(UNIT_BINS:build/%=build/asan/%)
+		build/asan/pgsnap $(UNIT_BINS:build/%=build/asan/%) \
+		$(FUZZ_REPLAYS:build/%=build/asan/%)
+
+# Fuzzing (test/fuzz/, docs/security.md).  The targets also build without
+# libFuzzer, as replay_* drivers that run them over files: `make check`
+# replays the committed corpus with them under ASan, and test/600-fuzz.t
+# fuzzes each target for a few seconds when clang's libFuzzer is there.
+FUZZ_CC = clang
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TIME ?= 60
+all: $(FUZZ_REPLAYS)
+$(B)/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz.h $(B)/libpgsnap.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -Itest/fuzz -o $@ $< \
+		test/fuzz/replay.c $(B)/libpgsnap.a $(LIBS)
+
+# libFuzzer binaries: the library rebuilt by clang with coverage.
+build/libfuzzer/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h build/libfuzzer/libpgsnap.a
+	$(FUZZ_CC) $(ALL_CPPFLAGS) -std=gnu11 -g -O1 -Ilib -Itest/fuzz \
+		-fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< build/libfuzzer/libpgsnap.a $(LIBS)
+ifneq ($(B),build/libfuzzer)
+build/libfuzzer/libpgsnap.a: $(LIB_SRCS) $(wildcard lib/*.h) $(RECIPES)
+	$(MAKE) B=build/libfuzzer CC=$(FUZZ_CC) \
+		CFLAGS='-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)' \
+		EXTRA_CFLAGS=-Wno-unknown-warning-option build/libfuzzer/libpgsnap.a
+endif
+.PHONY: fuzz fuzz-bins
+fuzz-bins: $(FUZZ_TARGETS:%=build/libfuzzer/fuzz_%)
+# Fuzz each target for FUZZ_TIME seconds; new inputs go to build/libfuzzer/new-*,
+# crashes to build/libfuzzer/crash-* (copy the useful ones into the corpus).
+fuzz: fuzz-bins
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/libfuzzer/new-$$t; echo "  FUZZ    $$t ($(FUZZ_TIME)s)"; \
+		build/libfuzzer/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=5 \
+			-artifact_prefix=build/libfuzzer/crash-$$t- -print_final_stats=1 \
+			build/libfuzzer/new-$$t test/fuzz/corpus/$$t; done
 
 TEST_DEPS_STAMP = build/.deps-test
 $(TEST_DEPS_STAMP): scripts/deps.sh

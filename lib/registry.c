@@ -36,6 +36,7 @@ static const struct field {
 #undef S
 #undef N
 };
+_Static_assert(ARRAY_SIZE(fields) <= 64, "parse_line tracks fields in a uint64_t");
 
 static int hexval(char c)
 {
@@ -124,8 +125,12 @@ static int set_field(pgsnap_clone *c, const struct field *f, const char *v,
 static int parse_line(const char *p, size_t len, pgsnap_clone *c)
 {
 	const char *end = p + len;
+	uint64_t seen = 0;
 
 	memset(c, 0, sizeof(*c));
+	/* We never write a NUL byte: one here is damage, not data. */
+	if (memchr(p, '\0', len))
+		return -EINVAL;
 	while (p < end) {
 		const char *tab = memchr(p, '\t', (size_t)(end - p));
 		const char *eq;
@@ -137,8 +142,13 @@ static int parse_line(const char *p, size_t len, pgsnap_clone *c)
 		for (i = 0; i < ARRAY_SIZE(fields); i++) {
 			if (strlen(fields[i].key) == (size_t)(eq - p) &&
 			    !memcmp(fields[i].key, p, (size_t)(eq - p))) {
-				int r = set_field(c, &fields[i], eq + 1,
-						  (size_t)(p + flen - eq - 1));
+				int r;
+				/* A key twice: which one is true?  Refuse. */
+				if (seen & (1ULL << i))
+					return -EINVAL;
+				seen |= 1ULL << i;
+				r = set_field(c, &fields[i], eq + 1,
+					      (size_t)(p + flen - eq - 1));
 				if (r < 0)
 					return r;
 				break;
