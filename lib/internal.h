@@ -78,6 +78,11 @@ int read_boot_id(char *buf, size_t len);
 /* Is the name safe as a single path component (ids, snapshot names)? */
 bool name_valid(const char *s, size_t maxlen);
 
+/* ---- guard.c: the process environment, checked before work --------- */
+
+/* Enough file descriptors for a server (lifting a low soft limit). */
+int guard_fd_limit(pgsnap_error *err);
+
 /* ---- store.c ---------------------------------------------------------- */
 
 struct pgsnap_store {

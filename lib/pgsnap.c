@@ -150,6 +150,8 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 	if (o->owner > 0 && !proc_alive(o->owner, 0))
 		return pgsnap_err(err, ESRCH, "--owner %d: no such process",
 				  (int)o->owner);
+	if ((r = guard_fd_limit(err)) < 0)
+		return r;
 	gc_before_new(s);
 	if ((r = snapshot_for_new(s, o, snap, sizeof(snap), &snap_lock_fd,
 				  err)) < 0)

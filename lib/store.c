@@ -254,8 +254,9 @@ static int make_dir(const pgsnap_store *s, const char *path, bool server,
 	fs_ids ids;
 
 	if (r < 0)
-		return pgsnap_errno(err, r, "cannot create store directory %s",
-				    path);
+		return pgsnap_err(err, r, "cannot create store directory %s: "
+				  "%s (set PGSNAP_HOME to a directory you can "
+				  "write)", path, strerror(-r));
 	/* The server user makes clones and snapshots in these: it owns them
 	 * (one chown of the directory, not of every file in it). */
 	if (server && s->as_root && chown(path, s->uid, s->gid) < 0)
@@ -294,8 +295,8 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 		return r;
 	if (strpbrk(s->home, "\t\n\r") || strpbrk(s->run, "\t\n\r"))
 		return pgsnap_err(err, EINVAL,
-			"store path '%s' holds a tab or newline: not supported",
-			s->home);
+			"the store path (PGSNAP_HOME) holds a tab or newline: "
+			"not supported");
 	umask(022);
 	if ((r = make_dir(s, s->home, false, err)) < 0 ||
 	    (r = path_join(p, sizeof(p), s->home, "snapshots")) < 0 ||
