@@ -40,6 +40,8 @@ static const struct new_option {
 	  "TIME\tmock now(): '2021-06-06 12:00:00+00' or clock" },
 	{ "tcp", no_argument, 't', FOR_BOTH,
 	  "also listen on 127.0.0.1, on a free port" },
+	{ "ipv6", no_argument, '6', FOR_BOTH,
+	  "like -t, and listen on ::1 too (same port)" },
 	{ "options", required_argument, 'o', FOR_BOTH,
 	  "'OPTIONS'\textra postgres options, e.g. '-c work_mem=64MB'" },
 	{ "clone-method", required_argument, 'm', FOR_BOTH,
@@ -133,6 +135,7 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 		switch (ch) {
 		case 's': a->o.snapshot = optarg; break;
 		case 't': a->o.tcp = 1; break;
+		case '6': a->o.tcp = a->o.ipv6 = 1; break;
 		case 'o': a->o.server_opts = optarg; break;
 		case 'm':
 			if (pgsnap_method_parse(optarg, &a->o.method) < 0)

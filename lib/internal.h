@@ -83,6 +83,20 @@ bool name_valid(const char *s, size_t maxlen);
 /* Enough file descriptors for a server (lifting a low soft limit). */
 int guard_fd_limit(pgsnap_error *err);
 
+/* ---- sockdir.c: the clone's socket directory, paths we may remove ---- */
+
+/* Set c->sockdir: <dir>/sock, or /tmp/pgsnap-UID/<id> when that path is
+ * too long for sun_path.  Decided before the record is first saved. */
+int sockdir_choose(const pgsnap_store *s, pgsnap_clone *c);
+/* Create c->sockdir, mode 0700, owned by the server user. */
+int sockdir_make(const pgsnap_store *s, const pgsnap_clone *c,
+		 pgsnap_error *err);
+/* Remove c->sockdir when it lives outside the clone directory. */
+int sockdir_remove(const pgsnap_store *s, const pgsnap_clone *c);
+/* Are the record's dir and sockdir where pgsnap puts them?  Nothing else
+ * is ever stopped or removed on the word of a registry record. */
+bool clone_paths_valid(const pgsnap_store *s, const pgsnap_clone *c);
+
 /* ---- store.c ---------------------------------------------------------- */
 
 struct pgsnap_store {
@@ -138,6 +152,7 @@ typedef struct server_start {
 	bool tcp;
 	const char *server_opts;     /* extra words for postgres */
 	int timeout_ms;
+	bool ipv6;                   /* with tcp: also listen on ::1 */
 } server_start;
 
 /* Start postgres on datadir and return once it accepts connections.
@@ -151,6 +166,8 @@ void log_tail(const char *path, int lines, char *buf, size_t len);
 /* Pick a free TCP port on 127.0.0.1 (the server may still lose a race;
  * callers retry on "address in use"). */
 int free_tcp_port(void);
+/* A port free on both 127.0.0.1 and ::1; -EADDRNOTAVAIL without IPv6. */
+int free_tcp_port_dual(void);
 
 /* ---- registry.c ------------------------------------------------------- */
 

@@ -75,6 +75,7 @@ static int record_new_clone(pgsnap_store *s, pgsnap_clone *c,
 		random_hex(c->id, 8);
 		snprintf(c->dir, sizeof(c->dir), "%s/clones/%s", s->run, c->id);
 		snprintf(c->datadir, sizeof(c->datadir), "%s/data", c->dir);
+		sockdir_choose(s, c);
 		r = registry_edit(s, c->id, edit_add, c, err);
 	}
 	return r;
@@ -87,15 +88,8 @@ static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
 	server_start st = { 0 };
 	int tries, r;
 
-	snprintf(c->sockdir, sizeof(c->sockdir), "%s/sock", c->dir);
-	/* sun_path holds 107 bytes: ".s.PGSQL.65535" must fit after it. */
-	if (strlen(c->sockdir) + sizeof("/.s.PGSQL.65535") > 108)
-		return pgsnap_err(err, ENAMETOOLONG,
-			"socket directory %s is too long for a Unix socket "
-			"(108 bytes); use a shorter PGSNAP_HOME", c->sockdir);
-	r = mkdir_server(s, c->sockdir);
-	if (r < 0)
-		return pgsnap_errno(err, r, "cannot create %s", c->sockdir);
+	if ((r = sockdir_make(s, c, err)) < 0)
+		return r;
 	snprintf(logp, sizeof(logp), "%s/log", c->dir);
 	st.datadir = c->datadir;
 	st.sockdir = c->sockdir;
@@ -103,10 +97,13 @@ static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
 	st.tcp = o->tcp;
 	st.server_opts = o->server_opts;
 	st.timeout_ms = START_TIMEOUT_MS;
+	st.ipv6 = o->tcp && o->ipv6;
 	for (tries = 0; tries < PORT_TRIES; tries++) {
-		st.port = o->tcp ? free_tcp_port() : 5432;
+		st.port = !o->tcp ? 5432 : st.ipv6 ? free_tcp_port_dual() :
+			  free_tcp_port();
 		if (st.port < 0)
-			return pgsnap_errno(err, st.port, "no free TCP port");
+			return pgsnap_errno(err, st.port, "no free TCP port%s",
+					    st.ipv6 ? " on 127.0.0.1 and ::1" : "");
 		r = server_start_ready(s, &st, &c->pid, err);
 		if (r != -EADDRINUSE || !o->tcp)
 			break;
@@ -222,8 +219,10 @@ fail:
 		server_stop(c.pid, c.pid_start, STOP_TIMEOUT_MS);
 	if (cloned)
 		eng->release(s, c.dir);
-	if (made_dir)
+	if (made_dir) {
+		sockdir_remove(s, &c);
 		rm_rf(c.dir);
+	}
 	if (recorded)
 		registry_edit(s, c.id, edit_delete, NULL, NULL);
 	return r;
@@ -274,6 +273,10 @@ static int destroy_clone(pgsnap_store *s, const pgsnap_clone *c,
 	char trash[700];
 	int r;
 
+	if (!clone_paths_valid(s, c))
+		return pgsnap_err(err, EPERM, "registry record %s names %s, "
+				  "outside the store: not touching it",
+				  c->id, c->dir);
 	r = server_stop(c->pid, c->pid_start, STOP_TIMEOUT_MS);
 	if (r < 0)
 		return pgsnap_errno(err, r, "cannot stop server %d of clone %s",
@@ -282,6 +285,7 @@ static int destroy_clone(pgsnap_store *s, const pgsnap_clone *c,
 		eng = clone_engine_for(m);
 	if (eng)
 		eng->release(s, c->dir);
+	sockdir_remove(s, c);
 	/* Rename first: the clone is gone from its place at once, whatever
 	 * the cost of deleting its files. */
 	snprintf(trash, sizeof(trash), "%s/trash/%s", s->run, c->id);

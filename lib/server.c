@@ -102,6 +102,32 @@ int free_tcp_port(void)
 	return port;
 }
 
+int free_tcp_port_dual(void)
+{
+	int tries;
+
+	for (tries = 0; tries < 20; tries++) {
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6 };
+		int port = free_tcp_port(), fd, r, e;
+
+		if (port < 0)
+			return port;
+		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return errno == EAFNOSUPPORT ? -EADDRNOTAVAIL : -errno;
+		a.sin6_addr = in6addr_loopback;
+		a.sin6_port = htons((uint16_t)port);
+		r = bind(fd, (struct sockaddr *)&a, sizeof(a));
+		e = errno;
+		close(fd);
+		if (r == 0)
+			return port;
+		if (e != EADDRINUSE)
+			return -e;
+	}
+	return -EADDRINUSE;
+}
+
 static int open_log(const pgsnap_store *s, const char *path)
 {
 	fs_ids ids = fs_become(s);
@@ -130,8 +156,10 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 		return pgsnap_err(err, E2BIG, "-o: too many server options");
 	snprintf(prog, sizeof(prog), "%s/postgres", s->bindir);
 	snprintf(port, sizeof(port), "%d", st->port);
+	/* Loopback only, never '*': the password is the only guard on TCP
+	 * and it should face local users, not the network. */
 	snprintf(listen, sizeof(listen), "listen_addresses=%s",
-		 st->tcp ? "127.0.0.1" : "");
+		 !st->tcp ? "" : st->ipv6 ? "127.0.0.1,::1" : "127.0.0.1");
 	argv[argc++] = "postgres";
 	argv[argc++] = "-D";
 	argv[argc++] = st->datadir;

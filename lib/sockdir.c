@@ -1,0 +1,132 @@
+/*
+ * sockdir.c - where a clone's Unix socket lives, and which paths of a
+ * registry record pgsnap may remove.
+ *
+ * A socket path must fit sun_path (108 bytes with its NUL), and postgres
+ * appends "/.s.PGSQL.PORT".  The socket normally sits in the clone's own
+ * directory (<run>/clones/<id>/sock); when that is too long (a deep
+ * PGSNAP_HOME), it goes to /tmp/pgsnap-<uid>/<id> instead: a directory of
+ * ours, closed to other users, whose path is recorded in the registry
+ * before it is made so that rm and gc find it.  The long path never
+ * reaches connect() as a mysterious error.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#define SHORT_BASE "/tmp/pgsnap-"
+
+static bool fits_sun_path(const char *dir)
+{
+	struct sockaddr_un a;
+	return strlen(dir) + sizeof("/.s.PGSQL.65535") <= sizeof(a.sun_path);
+}
+
+static void short_base(char *buf, size_t len)
+{
+	snprintf(buf, len, SHORT_BASE "%u", (unsigned)geteuid());
+}
+
+int sockdir_choose(const pgsnap_store *s, pgsnap_clone *c)
+{
+	char base[64];
+
+	(void)s;
+	snprintf(c->sockdir, sizeof(c->sockdir), "%s/sock", c->dir);
+	if (fits_sun_path(c->sockdir))
+		return 0;
+	short_base(base, sizeof(base));
+	snprintf(c->sockdir, sizeof(c->sockdir), "%s/%s", base, c->id);
+	return 0;
+}
+
+/* /tmp/pgsnap-UID: ours, a real directory, writable by no one else.  In a
+ * sticky /tmp no one else can rename or remove it once it is ours. */
+static int short_base_make(const pgsnap_store *s, const char *base,
+			   pgsnap_error *err)
+{
+	cleanup_close int fd = -1;
+	struct stat st;
+
+	/* As root the server user must pass through: search only. */
+	if (mkdir(base, s->as_root ? 0711 : 0700) < 0 && errno != EEXIST)
+		return pgsnap_errno(err, errno, "cannot create %s", base);
+	fd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return pgsnap_errno(err, errno, "cannot open %s (a symlink? "
+				    "remove it)", base);
+	if (st.st_uid != geteuid() || (st.st_mode & 022))
+		return pgsnap_err(err, EPERM,
+			"%s belongs to uid %u with mode %04o: not a private "
+			"directory of ours; remove it (the store path is too "
+			"long for a socket, so pgsnap needs it)", base,
+			(unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+int sockdir_make(const pgsnap_store *s, const pgsnap_clone *c,
+		 pgsnap_error *err)
+{
+	char base[64];
+	int r;
+
+	if (!fits_sun_path(c->sockdir))
+		return pgsnap_err(err, ENAMETOOLONG,
+			"socket directory %s is too long for a Unix socket",
+			c->sockdir);
+	short_base(base, sizeof(base));
+	if (strncmp(c->sockdir, base, strlen(base)) ||
+	    c->sockdir[strlen(base)] != '/') {
+		r = mkdir_server(s, c->sockdir);
+		return r < 0 ? pgsnap_errno(err, r, "cannot create %s",
+					    c->sockdir) : 0;
+	}
+	if ((r = short_base_make(s, base, err)) < 0)
+		return r;
+	/* Made by us in a directory only we can write, then handed over: the
+	 * server user could not create it in there itself. */
+	if (mkdir(c->sockdir, 0700) < 0)
+		return pgsnap_errno(err, errno, "cannot create %s", c->sockdir);
+	if (s->as_root && chown(c->sockdir, s->uid, s->gid) < 0) {
+		r = pgsnap_errno(err, errno, "cannot give %s to user '%s'",
+				 c->sockdir, s->user);
+		rmdir(c->sockdir);
+		return r;
+	}
+	return 0;
+}
+
+bool clone_paths_valid(const pgsnap_store *s, const pgsnap_clone *c)
+{
+	char want[700], base[64];
+
+	if (!name_valid(c->id, sizeof(c->id) - 1))
+		return false;
+	snprintf(want, sizeof(want), "%s/clones/%s", s->run, c->id);
+	if (strcmp(c->dir, want))
+		return false;
+	if (!c->sockdir[0])
+		return true;
+	snprintf(want, sizeof(want), "%s/sock", c->dir);
+	if (!strcmp(c->sockdir, want))
+		return true;
+	short_base(base, sizeof(base));
+	snprintf(want, sizeof(want), "%s/%s", base, c->id);
+	return !strcmp(c->sockdir, want);
+}
+
+int sockdir_remove(const pgsnap_store *s, const pgsnap_clone *c)
+{
+	char inside[600];
+
+	snprintf(inside, sizeof(inside), "%s/sock", c->dir);
+	/* Inside the clone directory it goes with it. */
+	if (!c->sockdir[0] || !strcmp(c->sockdir, inside) ||
+	    !clone_paths_valid(s, c))
+		return 0;
+	return rm_rf(c->sockdir);
+}
