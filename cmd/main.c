@@ -19,13 +19,32 @@ static const command commands[] = {
 	{ "__pool", cmd_pool_keeper, NULL },
 };
 
+/* An error is one line, whatever bytes the user's input put in it: control
+ * characters are shown escaped. */
+static void put_one_line(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '\n')
+			fputs("\\n", stderr);
+		else if (c == '\t')
+			fputs("\\t", stderr);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(stderr, "\\x%02x", c);
+		else
+			fputc(c, stderr);
+	}
+}
+
 int usage_error(const char *cmd, const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 	fprintf(stderr, "pgsnap%s%s: ", cmd ? " " : "", cmd ? cmd : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	put_one_line(msg);
 	fprintf(stderr, " (see 'pgsnap%s%s --help')\n", cmd ? " " : "",
 		cmd ? cmd : "");
 	return EXIT_USAGE;
@@ -33,7 +52,9 @@ int usage_error(const char *cmd, const char *fmt, ...)
 
 int runtime_error(const pgsnap_error *err)
 {
-	fprintf(stderr, "pgsnap: %s\n", err->msg[0] ? err->msg : "failed");
+	fputs("pgsnap: ", stderr);
+	put_one_line(err->msg[0] ? err->msg : "failed");
+	fputc('\n', stderr);
 	return EXIT_FAIL;
 }
 

@@ -5,10 +5,10 @@
  * A socket path must fit sun_path (108 bytes with its NUL), and postgres
  * appends "/.s.PGSQL.PORT".  The socket normally sits in the clone's own
  * directory (<run>/clones/<id>/sock); when that is too long (a deep
- * PGSNAP_HOME), it goes to /tmp/pgsnap-<uid>/<id> instead: a directory of
- * ours, closed to other users, whose path is recorded in the registry
- * before it is made so that rm and gc find it.  The long path never
- * reaches connect() as a mysterious error.
+ * PGSNAP_HOME), it goes to /tmp/pgsnap-<uid>/<id> instead (/dev/shm when
+ * we cannot write /tmp): a directory of ours, closed to other users, whose
+ * path is recorded in the registry before it is made so that rm and gc
+ * find it.  The long path never reaches connect() as a mysterious error.
  */
 #include "internal.h"
 
@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#define SHORT_BASE "/tmp/pgsnap-"
+static const char *const short_parents[] = { "/tmp", "/dev/shm" };
 
 static bool fits_sun_path(const char *dir)
 {
@@ -26,20 +26,44 @@ static bool fits_sun_path(const char *dir)
 	return strlen(dir) + sizeof("/.s.PGSQL.65535") <= sizeof(a.sun_path);
 }
 
-static void short_base(char *buf, size_t len)
+static void short_base(size_t i, char *buf, size_t len)
 {
-	snprintf(buf, len, SHORT_BASE "%u", (unsigned)geteuid());
+	snprintf(buf, len, "%s/pgsnap-%u", short_parents[i],
+		 (unsigned)geteuid());
+}
+
+/* Is sockdir BASE/ID for one of our short bases?  Then *base is it. */
+static bool is_short(const pgsnap_clone *c, char *base, size_t len)
+{
+	char want[700];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(short_parents); i++) {
+		short_base(i, base, len);
+		snprintf(want, sizeof(want), "%s/%s", base, c->id);
+		if (!strcmp(c->sockdir, want))
+			return true;
+	}
+	return false;
 }
 
 int sockdir_choose(const pgsnap_store *s, pgsnap_clone *c)
 {
 	char base[64];
+	size_t i;
 
 	(void)s;
 	snprintf(c->sockdir, sizeof(c->sockdir), "%s/sock", c->dir);
 	if (fits_sun_path(c->sockdir))
 		return 0;
-	short_base(base, sizeof(base));
+	/* The first parent where our base exists or can be made; the last
+	 * one otherwise, to fail there with a clear message. */
+	for (i = 0; i < ARRAY_SIZE(short_parents); i++) {
+		short_base(i, base, sizeof(base));
+		if (access(base, F_OK) == 0 ||
+		    access(short_parents[i], W_OK | X_OK) == 0)
+			break;
+	}
 	snprintf(c->sockdir, sizeof(c->sockdir), "%s/%s", base, c->id);
 	return 0;
 }
@@ -78,9 +102,7 @@ int sockdir_make(const pgsnap_store *s, const pgsnap_clone *c,
 		return pgsnap_err(err, ENAMETOOLONG,
 			"socket directory %s is too long for a Unix socket",
 			c->sockdir);
-	short_base(base, sizeof(base));
-	if (strncmp(c->sockdir, base, strlen(base)) ||
-	    c->sockdir[strlen(base)] != '/') {
+	if (!is_short(c, base, sizeof(base))) {
 		r = mkdir_server(s, c->sockdir);
 		return r < 0 ? pgsnap_errno(err, r, "cannot create %s",
 					    c->sockdir) : 0;
@@ -112,11 +134,7 @@ bool clone_paths_valid(const pgsnap_store *s, const pgsnap_clone *c)
 	if (!c->sockdir[0])
 		return true;
 	snprintf(want, sizeof(want), "%s/sock", c->dir);
-	if (!strcmp(c->sockdir, want))
-		return true;
-	short_base(base, sizeof(base));
-	snprintf(want, sizeof(want), "%s/%s", base, c->id);
-	return !strcmp(c->sockdir, want);
+	return !strcmp(c->sockdir, want) || is_short(c, base, sizeof(base));
 }
 
 int sockdir_remove(const pgsnap_store *s, const pgsnap_clone *c)

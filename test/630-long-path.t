@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A store path so long that <clone>/sock/.s.PGSQL.PORT cannot fit the
+# 108-byte sun_path: pgsnap puts the socket in a short private directory
+# (/tmp/pgsnap-UID/ID, or under /dev/shm) by design, records it, and
+# removes it with the clone -- instead of a "path too long" error.
+. "$(dirname "$0")/tap.sh"
+
+if [ "$(id -u)" = 0 ]; then srv=postgres; else srv=$(id -un); fi
+export PGSNAP_HOME=$TEST_TMP/$(printf 'l%.0s' {1..100})/$(printf 'm%.0s' {1..100})
+mkdir -p "$PGSNAP_HOME"
+chmod -R 755 "$TEST_TMP"
+ok "$([ ${#PGSNAP_HOME} -gt 200 ]; echo $?)" "PGSNAP_HOME is ${#PGSNAP_HOME} bytes long"
+
+run "$PGSNAP" new
+is "$rc" 0 "new works in the deep store"
+u=$out
+sock=$(url_sockdir "$u")
+like "$sock" '^/(tmp|dev/shm)/pgsnap-[0-9]+/[0-9a-f]+$' "its socket directory is short: $sock"
+ok "$([ $((${#sock} + 16)) -le 107 ]; echo $?)" "socket path fits sun_path"
+is "$(q "$u" 'select 1')" 1 "the clone answers through its URL"
+is "$(stat -c '%a %U' "$sock")" "700 $srv" "the short socket directory is 0700, the server user's"
+base=${sock%/*}
+like "$(stat -c '%a %U' "$base")" "^7[01][01] $(id -un)\$" "its parent $base is ours, closed to others"
+id=$("$PGSNAP" ls -q)
+like "$(tr '\t' '\n' <"$PGSNAP_HOME/run/registry" | grep '^sockdir=')" "^sockdir=$sock\$" \
+	"the registry records where the socket is"
+ok "$([ -d "$PGSNAP_HOME/run/clones/$id/data" ]; echo $?)" "the data still lives in the store"
+
+run "$PGSNAP" new -t
+is "$rc" 0 "new -t in the deep store"
+[ "$rc" = 0 ] && is "$(q "$out" 'select 1')" 1 "the TCP clone answers"
+
+# A failed start leaves no short socket directory behind.
+before=$(ls "$base" | sort)
+run "$PGSNAP" new -o "-c no_such_setting=1"
+is "$rc" 1 "a failing new in the deep store: exit 1"
+is "$(ls "$base" | sort)" "$before" "it left no socket directory in $base"
+
+run "$PGSNAP" rm "$u"
+is "$rc" 0 "rm by URL"
+ok "$([ ! -e "$sock" ]; echo $?)" "rm removed the short socket directory"
+"$PGSNAP" rm --all
+is "$(ls "$base" | grep -cxF -f <(printf '%s\n' $before))" 0 "rm --all removed the other one"
+is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory left"
+is "$(servers_under "$PGSNAP_HOME")" 0 "no server left"
+
+done_testing

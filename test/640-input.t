@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Hostile input: names with paths in them, numbers that are not numbers,
+# unbalanced server options, a damaged registry.  Each is refused with one
+# line, and nothing is made or removed outside the store.
+. "$(dirname "$0")/tap.sh"
+
+one_line() {
+	is "$(printf '%s\n' "$err" | wc -l)" 1 "$1: one line"
+	unlike "$err" 'Sanitizer|runtime error' "$1: no sanitizer report"
+}
+
+# --- names --------------------------------------------------------------
+long=$(printf 'n%.0s' {1..64})
+for name in ../etc ../../tmp/x a/b /abs .hidden .. . -dash "$long" '' 'sp ace' $'new\nline' 'x;rm -rf'; do
+	run "$PGSNAP" new -s "$name"
+	shown=$(printf '%q' "$name")
+	is "$rc" 1 "snapshot name $shown is refused (exit 1)"
+	like "$err" 'invalid' "snapshot name $shown: said to be invalid"
+	one_line "snapshot name $shown"
+done
+is "$(ls -A "$PGSNAP_HOME/snapshots" 2>/dev/null | grep -v '^\.' | wc -l)" 0 "no snapshot directory was made"
+ok "$([ ! -e "$TEST_TMP/etc" ] && [ ! -e "$TEST_TMP/x" ]; echo $?)" "nothing was made outside the store"
+
+run "$PGSNAP" new $'--evil\noption'
+is "$rc" 2 "an unknown option with a newline: exit 2"
+one_line "an unknown option with a newline"
+
+# --- numbers: strict, whole, in range ----------------------------------
+for w in 10x 0x10 1e3 ' 5' '5 ' '' -1 +-1 99999999999999999999 3.5 '１０'; do
+	run "$PGSNAP" new -w "$w"
+	is "$rc" 2 "-w $(printf '%q' "$w") is refused (exit 2)"
+	like "$err" "^pgsnap new: -w '" "-w $(printf '%q' "$w"): the option and value are named"
+done
+for o in abc 0 -5 12abc 99999999999; do
+	run "$PGSNAP" new --owner "$o"
+	is "$rc" 2 "--owner $o is refused (exit 2)"
+done
+
+# --- server options ------------------------------------------------------
+run "$PGSNAP" new -o "-c 'unbalanced"
+is "$rc" 1 "-o with an unbalanced quote fails"
+like "$err" 'unbalanced' "saying so"
+one_line "-o unbalanced"
+run "$PGSNAP" new -o "$(printf -- '-c a=1 %.0s' {1..30})"
+is "$rc" 1 "-o with too many words fails"
+one_line "-o too many words"
+is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "the refused clones left no directory"
+is "$(grep -c '^id=' "$PGSNAP_HOME/run/registry")" 0 "nor a registry record"
+is "$(servers_under "$PGSNAP_HOME")" 0 "nor a server"
+
+# --- a damaged registry ---------------------------------------------------
+run "$PGSNAP" new
+is "$rc" 0 "a clone to damage the registry around"
+u=$out
+reg=$PGSNAP_HOME/run/registry
+cp "$reg" "$TEST_TMP/registry.good"
+damage() { # damage DESC: the registry now holds something we never write
+	run "$PGSNAP" ls
+	is "$rc" 1 "$1: ls fails"
+	like "$err" 'corrupt' "$1: the registry is called corrupt"
+	one_line "$1"
+	run "$PGSNAP" new
+	is "$rc" 1 "$1: new fails too"
+	is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 1 "$1: new left no clone directory"
+	is "$(servers_under "$PGSNAP_HOME")" 1 "$1: new left no server"
+	cp "$TEST_TMP/registry.good" "$reg"
+}
+sed 's/\tport=/\tport=1\tport=/' "$TEST_TMP/registry.good" >"$reg"
+damage "a key given twice"
+printf 'id=abcd\0ef\n' >>"$reg"
+damage "a NUL byte"
+head -c -1 "$TEST_TMP/registry.good" >"$reg"
+damage "a torn last line"
+printf 'id=../../x\tdir=/tmp\n' >>"$reg"
+damage "an id with a path"
+printf 'garbage\n' >"$reg"
+damage "not a registry"
+
+# A well-formed record pointing outside the store: rm must not follow it.
+mkdir -p "$TEST_TMP/victim" && echo precious >"$TEST_TMP/victim/file"
+printf 'id=deadbeef\tstate=ready\tdir=%s\tdatadir=%s/data\tsockdir=%s\tpid=1\n' \
+	"$TEST_TMP/victim" "$TEST_TMP/victim" "$TEST_TMP/victim" >>"$reg"
+run "$PGSNAP" rm deadbeef
+is "$rc" 1 "rm of a record pointing outside the store fails"
+like "$err" 'outside the store' "saying why"
+is "$(cat "$TEST_TMP/victim/file" 2>/dev/null)" precious "and the directory it named is untouched"
+alive 1; is "$?" 0 "pid 1 of the record was not signalled"
+cp "$TEST_TMP/registry.good" "$reg"
+
+run "$PGSNAP" rm "$u"
+is "$rc" 0 "the real clone is removed normally"
+is "$(servers_under "$PGSNAP_HOME")" 0 "no server left"
+
+done_testing
