@@ -76,6 +76,7 @@ static int image_map(const clone_job *job, const manifest *m, image *im,
 {
 	char path[700];
 	cleanup_close int fd = -1;
+	struct stat st;
 	void *p;
 
 	im->p = NULL;
@@ -86,6 +87,10 @@ static int image_map(const clone_job *job, const manifest *m, image *im,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return pgsnap_errno(err, errno, "cannot open %s", path);
+	/* Pages past the end of a short file fault with SIGBUS. */
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < m->image_bytes)
+		return pgsnap_err(err, EINVAL, "%s is shorter than its manifest "
+				  "says (rebuild the snapshot)", path);
 	p = mmap(NULL, im->len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (p == MAP_FAILED)
 		return pgsnap_errno(err, errno, "cannot map %s", path);

@@ -361,8 +361,10 @@ int manifest_load(const char *snapdir, manifest *m, pgsnap_error *err)
 		*nl = '\0';
 		if (parse_line(line, &m->e[i]) < 0)
 			goto bad;
+		/* Written so that a huge offset cannot wrap past the check. */
 		if (m->e[i].type == 'f' &&
-		    m->e[i].off + m->e[i].len > m->image_bytes)
+		    (m->e[i].len > m->image_bytes ||
+		     m->e[i].off > m->image_bytes - m->e[i].len))
 			goto bad;
 		i++;
 	}
