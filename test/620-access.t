@@ -124,6 +124,11 @@ done
 run as_intruder ls "$data"
 like "$err" 'Permission denied' "intruder cannot list the data directory"
 
+mkdir -p "$TEST_TMP/theirs" && chown "$intruder" "$TEST_TMP/theirs"
+PGSNAP_HOME=$TEST_TMP/theirs run "$PGSNAP" ls
+is "$rc" 1 "a store directory owned by another user is refused"
+like "$err" "belongs to uid $iuid" "saying whose it is"
+
 run as_intruder env PGSNAP_HOME="$PGSNAP_HOME" "$TEST_TMP/pgsnap-copy" rm --all
 is "$rc" 1 "intruder: pgsnap rm --all on our store fails"
 is "$(q "$us" 'select 1')$(q "$ut" 'select 1')" 11 "and both clones still answer"
