@@ -7,10 +7,15 @@
 . "$(dirname "$0")/tap.sh"
 
 MOUNTS=()
+# unmount DIR: the trash's background deleter may still hold it a moment.
+unmount() {
+	mountpoint -q "$1" || return 0
+	wait_for 20 umount "$1" 2>/dev/null || umount -l "$1"
+}
 env_cleanup() {
 	local m
 	for m in "${MOUNTS[@]}"; do
-		mountpoint -q "$m" && umount "$m"
+		unmount "$m"
 	done
 }
 trap 'env_cleanup; _tap_cleanup' EXIT
@@ -31,7 +36,7 @@ mounts() {
 nothing_left() {
 	local h=$1
 	is "$(ls -A "$h/run/clones" 2>/dev/null | wc -l)" 0 "$2: no clone directory left"
-	is "$(ls -A "$h/run/trash" 2>/dev/null | wc -l)" 0 "$2: nothing in the trash"
+	wait_for 20 dir_empty "$h/run/trash"; ok $? "$2: the trash empties"
 	is "$(cat "$h/run/registry" 2>/dev/null | grep -c '^id=')" 0 "$2: no registry record"
 	is "$(servers_under "$h")" 0 "$2: no server running"
 	is "$(ls -A "$h/snapshots" 2>/dev/null | grep -c '^\.build-')" 0 "$2: no half-built snapshot"
@@ -150,7 +155,7 @@ fails_clearly "a read-only store"
 like "$err" 'Read-only' "read-only store: the line says so"
 PGSNAP_HOME=$U run "$PGSNAP" ls
 is "$rc" 1 "read-only store: ls fails too (it cannot take the registry lock)"
-umount "$U"
+unmount "$U"
 nothing_left "$U" "read-only store"
 
 # Clones on a 24 MB ext4 file system (no root reserve): the 28 MB golden
@@ -170,7 +175,7 @@ if truncate -s 24M "$TEST_TMP/fs.img" && mkfs.ext4 -q -m 0 "$TEST_TMP/fs.img" 2>
 	like "$err" 'No space left' "full: the line says no space"
 	nothing_left "$Fh" "full"
 	is "$(ls -A "$Fh/run" | grep -c '\.tmp\.')" 0 "full: no temporary registry file left"
-	umount "$Fh/run"
+	unmount "$Fh/run"
 else
 	skip "cannot loop-mount an ext4 image here"
 fi
