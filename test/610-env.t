@@ -15,6 +15,8 @@ unmount() {
 env_cleanup() {
 	local m
 	for m in "${MOUNTS[@]}"; do
+		# A store's run directory: its clones go before the mount does.
+		[ "${m##*/}" = run ] && PGSNAP_HOME=${m%/run} "$PGSNAP" rm --all >/dev/null 2>&1
 		unmount "$m"
 	done
 }
@@ -168,9 +170,14 @@ if truncate -s 24M "$TEST_TMP/fs.img" && mkfs.ext4 -q -m 0 "$TEST_TMP/fs.img" 2>
 	fails_clearly "a file system too small for the clone"
 	like "$err" 'No space left' "too small: the line says no space"
 	nothing_left "$Fh" "too small"
+	# Every block, then every inode.
 	dd if=/dev/zero of="$Fh/run/filler" bs=1M status=none 2>/dev/null
-	while : >"$Fh/run/filler.$RANDOM" 2>/dev/null && mkdir "$Fh/run/d.$RANDOM" 2>/dev/null; do :; done
+	dd if=/dev/zero of="$Fh/run/filler2" bs=4k status=none 2>/dev/null
+	i=0; while mkdir "$Fh/run/d$i" 2>/dev/null; do i=$((i + 1)); done
+	i=0; while [ $i -lt 100000 ] && : 2>/dev/null >"$Fh/run/f$i"; do i=$((i + 1)); done
+	is "$(df --output=avail "$Fh/run" | tail -1 | tr -d ' ')" 0 "the file system is full"
 	PGSNAP_HOME=$Fh run "$PGSNAP" new
+	[ "$rc" = 0 ] && PGSNAP_HOME=$Fh "$PGSNAP" rm "$out"
 	fails_clearly "a full file system"
 	like "$err" 'No space left' "full: the line says no space"
 	nothing_left "$Fh" "full"
