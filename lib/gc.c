@@ -580,6 +580,7 @@ static void release_files(gc_pass *g, victim *v)
 		unlink(path);
 		return;
 	}
+	sockdir_remove(g->s, &v->c); /* a short one lives outside c.dir */
 	/* Renamed now, deleted once the record is gone: the clone leaves
 	 * its place at once, whatever the cost of deleting its files. */
 	trash_name(g, v, v->trash, sizeof(v->trash));

@@ -42,6 +42,18 @@ ok "$([ ! -e "$sock" ]; echo $?)" "rm removed the short socket directory"
 "$PGSNAP" rm --all
 is "$(ls "$base" | grep -cxF -f <(printf '%s\n' $before))" 0 "rm --all removed the other one"
 is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory left"
+
+# gc: a clone whose server died goes, and its short socket directory too.
+run "$PGSNAP" new
+is "$rc" 0 "another clone in the deep store"
+sock=$(url_sockdir "$out")
+pid=$(clone_pid "$out")
+kill -KILL "$pid"
+wait_for 10 eval '! alive '"$pid"
+run "$PGSNAP" gc -q
+is "$rc" 0 "gc after its server died"
+ok "$([ ! -e "$sock" ]; echo $?)" "gc removed the short socket directory"
+is "$("$PGSNAP" ls -q)" "" "and the record"
 is "$(servers_under "$PGSNAP_HOME")" 0 "no server left"
 
 done_testing
