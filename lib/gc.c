@@ -25,6 +25,9 @@
 #include <sys/file.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+
+#define OVERLAYFS_MAGIC_ 0x794c7630
 
 enum action { A_REMOVE = 1, A_ADOPT };
 
@@ -346,6 +349,7 @@ static const pgsnap_clone *find_rec(const pgsnap_clone *v, size_t n,
 static int judge_orphan(gc_pass *g, const char *id)
 {
 	pgsnap_clone c;
+	struct statfs fs;
 	char line[256];
 	long port;
 	int r;
@@ -364,7 +368,11 @@ static int judge_orphan(gc_pass *g, const char *id)
 		    !strcmp(line, "127.0.0.1"))
 			snprintf(c.host, sizeof(c.host), "%s", line);
 		snprintf(c.snapshot, sizeof(c.snapshot), "unknown");
-		snprintf(c.method, sizeof(c.method), "unknown");
+		/* The method decides how rm releases it: an overlay is
+		 * unmounted, the others are plain files. */
+		snprintf(c.method, sizeof(c.method), "%s",
+			 statfs(c.datadir, &fs) == 0 &&
+			 fs.f_type == OVERLAYFS_MAGIC_ ? "overlay" : "copy");
 		snprintf(c.state, sizeof(c.state), "ready");
 		snprintf(c.user, sizeof(c.user), "postgres");
 		snprintf(c.dbname, sizeof(c.dbname), "postgres");
