@@ -17,6 +17,9 @@ static void help(void)
 "      --repair    rebuild a corrupt registry from the records that can be\n"
 "                  read and the clones on disk (the damaged file is kept\n"
 "                  as registry.bad-*), then collect\n"
+"      --keep-snapshots N  also keep only the N most recently used\n"
+"                  snapshots (those with live clones stay); leftovers of\n"
+"                  failed snapshot builds are removed in any case\n"
 "  -q, --quiet     print nothing\n"
 "  -h, --help      show this help\n");
 }
@@ -53,9 +56,11 @@ int cmd_gc(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "repair", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "keep-snapshots", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
+	long keep_snapshots = -1;
 	pgsnap_gc_opts o = { 0 };
 	struct out out = { 0 };
 	pgsnap_store *s;
@@ -69,6 +74,11 @@ int cmd_gc(int argc, char **argv)
 		case 'n': o.dry_run = out.dry_run = 1; break;
 		case 'R': o.repair = 1; break;
 		case 'q': out.quiet = 1; break;
+		case 'K':
+			if (opt_long("gc", "--keep-snapshots", optarg, 0,
+				     1000000, &keep_snapshots))
+				return EXIT_USAGE;
+			break;
 		case 'h': help(); return EXIT_OK;
 		default: return bad_option("gc", argv, ch);
 		}
@@ -81,6 +91,14 @@ int cmd_gc(int argc, char **argv)
 	o.report = print_action;
 	o.arg = &out;
 	r = pgsnap_gc(s, &o, &n, &err);
+	/* Snapshots (issue 5): after the clones, which keep theirs alive. */
+	if (r == 0 && !o.dry_run) {
+		size_t ns = 0;
+		r = pgsnap_snapshot_gc(s, keep_snapshots, &ns, &err);
+		if (r == 0 && ns && !out.quiet)
+			printf("removed %zu snapshot%s or build leftover%s\n", ns,
+			       ns == 1 ? "" : "s", ns == 1 ? "" : "s");
+	}
 	pgsnap_store_close(s);
 	fflush(stdout);
 	return r < 0 ? runtime_error(&err) : EXIT_OK;

@@ -128,6 +128,10 @@ run "$PGSNAP" snapshot gc --keep 2
 is "$rc" 0 "gc --keep 2 exits 0"
 is "$("$PGSNAP" snapshot ls -q | wc -l)" 2 "two snapshots are left"
 like "$("$PGSNAP" snapshot ls -q | tr '\n' ' ')" "base" "the most recently used ones"
+"$PGSNAP" snapshot build extra1 -f base.sql -c work_mem=5MB >/dev/null 2>&1
+run "$PGSNAP" gc --keep-snapshots 2
+is "$rc" 0 "pgsnap gc --keep-snapshots 2 exits 0"
+is "$("$PGSNAP" snapshot ls -q | wc -l)" 2 "and bounds the snapshots to 2"
 run "$PGSNAP" snapshot gc --keep x
 is "$rc" 2 "gc --keep x is a usage error"
 
