@@ -294,6 +294,34 @@ int snap_install(const pgsnap_store *s, const char *build, const char *name,
 	return 0;
 }
 
+int snap_sock_dir(const pgsnap_store *s, const char *dir, char *out,
+		  size_t len, pgsnap_error *err)
+{
+	const char *tmp = getenv("TMPDIR");
+	int r;
+
+	snprintf(out, len, "%s/sock", dir);
+	if (strlen(out) + sizeof("/.s.PGSQL.5432") <= 107) {
+		r = mkdir_server(s, out);
+		return r < 0 ? pgsnap_errno(err, r, "cannot create %s", out) : 0;
+	}
+	/* sun_path holds 108 bytes: a short private directory instead, made
+	 * by us (the server user may not write to /tmp) and given to it. */
+	if (!tmp || tmp[0] != '/' || strlen(tmp) > 40)
+		tmp = "/tmp";
+	snprintf(out, len, "%s/pgsnap-build-XXXXXX", tmp);
+	if (!mkdtemp(out))
+		return pgsnap_errno(err, errno, "cannot create a socket "
+				    "directory in %s", tmp);
+	if (s->as_root && chown(out, s->uid, s->gid) < 0) {
+		r = pgsnap_errno(err, errno, "cannot give %s to %s", out,
+				 s->user);
+		rmdir(out);
+		return r;
+	}
+	return 0;
+}
+
 /* ---- pg_control ------------------------------------------------------------ */
 
 bool datadir_clean(const char *datadir)

@@ -49,6 +49,10 @@ int snap_install(const pgsnap_store *s, const char *build, const char *name,
 /* A fresh .build-NAME-RAND directory owned by the server user. */
 int snap_build_dir(const pgsnap_store *s, const char *name, char *buf,
 		   size_t len, pgsnap_error *err);
+/* A socket directory for a temporary server of the build in dir (dir/sock
+ * unless too long for a Unix socket); remove it with rm_rf. */
+int snap_sock_dir(const pgsnap_store *s, const char *dir, char *out,
+		  size_t len, pgsnap_error *err);
 /* pg_control says the cluster was shut down cleanly. */
 bool datadir_clean(const char *datadir);
 /* Copy a data directory as the server user (the snapshot's own copy). */

@@ -40,7 +40,6 @@ typedef struct build {
 	char dir[700];
 	char data[760];
 	char sock[700];
-	bool sock_outside;       /* a short socket dir in /tmp */
 	char url[1024];
 	pid_t pid;
 	int64_t t0;
@@ -333,19 +332,13 @@ static void free_env(build *b)
 static int start_server(build *b, pgsnap_error *err)
 {
 	server_start st = { 0 };
-	char logp[760], suffix[9];
+	char logp[760];
 	int r;
 
-	snprintf(b->sock, sizeof(b->sock), "%s/sock", b->dir);
-	if (strlen(b->sock) + sizeof("/.s.PGSQL.5432") > 107) {
-		/* sun_path is 108 bytes: a short private directory. */
-		random_hex(suffix, 8);
-		snprintf(b->sock, sizeof(b->sock), "/tmp/pgsnap-build-%s",
-			 suffix);
-		b->sock_outside = true;
+	if ((r = snap_sock_dir(b->s, b->dir, b->sock, sizeof(b->sock), err)) < 0) {
+		b->sock[0] = '\0';
+		return r;
 	}
-	if ((r = mkdir_server(b->s, b->sock)) < 0)
-		return pgsnap_errno(err, r, "cannot create %s", b->sock);
 	if ((r = make_env(b, err)) < 0)
 		return r;
 	snprintf(logp, sizeof(logp), "%s/server.log", b->dir);

@@ -136,7 +136,7 @@ static int freeze(pid_t pgid, pgsnap_error *err)
 /* Recover a copied data directory and shut it down cleanly. */
 static int settle(const pgsnap_store *s, const char *dir, pgsnap_error *err)
 {
-	char data[700], sock[700], logp[700], p[760], suffix[9], tail[700];
+	char data[700], sock[700], logp[700], p[760], tail[700];
 	server_start st = { 0 };
 	pid_t pid = 0;
 	int r;
@@ -146,13 +146,8 @@ static int settle(const pgsnap_store *s, const char *dir, pgsnap_error *err)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/postmaster.opts", data);
 	unlink(p);
-	snprintf(sock, sizeof(sock), "%s/sock", dir);
-	if (strlen(sock) + sizeof("/.s.PGSQL.5432") > 107) {
-		random_hex(suffix, 8);
-		snprintf(sock, sizeof(sock), "/tmp/pgsnap-build-%s", suffix);
-	}
-	if ((r = mkdir_server(s, sock)) < 0)
-		return pgsnap_errno(err, r, "cannot create %s", sock);
+	if ((r = snap_sock_dir(s, dir, sock, sizeof(sock), err)) < 0)
+		return r;
 	snprintf(logp, sizeof(logp), "%s/server.log", dir);
 	st.datadir = data;
 	st.sockdir = sock;

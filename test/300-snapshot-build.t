@@ -131,6 +131,16 @@ else
 	skip "citext (postgresql contrib) is not installed"
 fi
 
+# A store path too long for a Unix socket in the build directory.
+long=$TEST_TMP/$(printf 'x%.0s' $(seq 1 60))
+mkdir -p "$long"
+run env PGSNAP_HOME="$long/home" "$PGSNAP" snapshot build app -f db/schema.sql
+is "$rc" 0 "a build in a store with a long path works (socket elsewhere)"
+ls -d /tmp/pgsnap-build-* 2>/dev/null | while read -r d; do
+	[ "$(stat -c %Y "$d")" -ge "$(stat -c %Y "$long")" ] && echo "$d"
+done | grep -q . && leftover=1 || leftover=0
+is "$leftover" 0 "and leaves no socket directory behind"
+
 run "$PGSNAP" snapshot build nothing
 is "$rc" 1 "build with no inputs and no shipped recipe fails"
 run "$PGSNAP" snapshot build app -c nonsense
