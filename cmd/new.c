@@ -228,6 +228,9 @@ int cmd_new(int argc, char **argv)
 	if (optind < argc)
 		return usage_error("new", "unexpected argument '%s'",
 				   argv[optind]);
+	if (a.out == OUT_ENV && a.count > 1)
+		return usage_error("new", "--env sets the variables of one "
+				   "clone: it cannot go with -n %ld", a.count);
 	n = a.count > 0 ? (size_t)a.count : 1;
 	c = calloc(n, sizeof(*c));
 	if (!c) {

@@ -75,6 +75,12 @@ like "$out" "export JDBC_DATABASE_URL='jdbc:postgresql:" "and JDBC_DATABASE_URL"
 got=$(bash -c 'eval "$1"; psql -X -qAt -c "select inet_server_addr()"' sh "$out")
 is "$got" 127.0.0.1 "-t --env: the exported variables reach the server over TCP"
 
+run "$PGSNAP" new -n 2 --env
+is "$rc" 2 "--env with -n 2 is a usage error (the exports would overwrite each other)"
+run "$PGSNAP" new -n 2 --json
+is "$($PY -c 'import json,sys; print(len({json.loads(l)["id"] for l in sys.stdin}))' <<<"$out")" 2 \
+	"-n 2 --json: one JSON object per line, two clones"
+
 # JSON of a path that is not UTF-8 stays valid JSON.
 export PGSNAP_HOME=$TEST_TMP/$'bad\xff\x01'
 mkdir -p "$PGSNAP_HOME"
