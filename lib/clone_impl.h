@@ -22,6 +22,17 @@ extern const clone_engine clone_engine_copy;
 int clone_make_tree(clone_job *job, const manifest *m, int *root,
 		    pgsnap_error *err);
 
+/* Can a file made in directory from be reflinked into directory to? */
+int ficlone_works(const char *from, const char *to, pgsnap_error *err);
+/* The bytes of a snapshot's data, from its manifest (0: unknown). */
+uint64_t clone_snapshot_bytes(const char *snapdir);
+/* Is a snapshot of this size large (PGSNAP_CLONE_LARGE_MB)? */
+bool clone_is_large(uint64_t bytes);
+/* For a large snapshot whose clones' filesystem cannot reflink from it:
+ * where overlay upper layers go instead, on the snapshots' filesystem
+ * when that one reflinks (copy-up then reflinks); 0, or -errno. */
+int overlay_upper_base(const pgsnap_store *s, char *buf, size_t len);
+
 /* The type of the filesystem holding path ("ext4", "tmpfs", ...). */
 const char *fs_type_name(const char *path);
 

@@ -15,26 +15,16 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
-static int reflink_probe(const pgsnap_store *s, pgsnap_error *err)
+int ficlone_works(const char *from, const char *to, pgsnap_error *err)
 {
-	char snaps[600], clones[600], src[700], dst[700], suffix[9];
+	char src[700], dst[700], suffix[9];
 	static const char block[4096] = "pgsnap reflink probe";
-	struct stat a, b;
 	cleanup_close int in = -1, out = -1;
 	int r = 0;
 
-	snprintf(snaps, sizeof(snaps), "%s/snapshots", s->home);
-	snprintf(clones, sizeof(clones), "%s/clones", s->run);
-	if (stat(snaps, &a) < 0 || stat(clones, &b) < 0)
-		return pgsnap_errno(err, errno, "cannot stat the store");
-	if (a.st_dev != b.st_dev)
-		return pgsnap_err(err, EXDEV, "snapshots (%s, %s) and clones "
-				  "(%s, %s) are on different filesystems",
-				  snaps, fs_type_name(snaps), clones,
-				  fs_type_name(clones));
 	random_hex(suffix, 8);
-	snprintf(src, sizeof(src), "%s/.probe-%s", snaps, suffix);
-	snprintf(dst, sizeof(dst), "%s/.probe-%s", clones, suffix);
+	snprintf(src, sizeof(src), "%s/.probe-%s", from, suffix);
+	snprintf(dst, sizeof(dst), "%s/.probe-%s.2", to, suffix);
 	in = open(src, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (in < 0)
 		return pgsnap_errno(err, errno, "cannot create %s", src);
@@ -46,11 +36,28 @@ static int reflink_probe(const pgsnap_store *s, pgsnap_error *err)
 				 src);
 	else if (ioctl(out, FICLONE, in) < 0)
 		r = pgsnap_errno(err, errno, "%s (%s) cannot share extents "
-				 "(FICLONE)", snaps, fs_type_name(snaps));
+				 "(FICLONE)", from, fs_type_name(from));
 	unlink(src);
 	if (out >= 0)
 		unlink(dst);
 	return r;
+}
+
+static int reflink_probe(const pgsnap_store *s, pgsnap_error *err)
+{
+	char snaps[600], clones[600];
+	struct stat a, b;
+
+	snprintf(snaps, sizeof(snaps), "%s/snapshots", s->home);
+	snprintf(clones, sizeof(clones), "%s/clones", s->run);
+	if (stat(snaps, &a) < 0 || stat(clones, &b) < 0)
+		return pgsnap_errno(err, errno, "cannot stat the store");
+	if (a.st_dev != b.st_dev)
+		return pgsnap_err(err, EXDEV, "snapshots (%s, %s) and clones "
+				  "(%s, %s) are on different filesystems",
+				  snaps, fs_type_name(snaps), clones,
+				  fs_type_name(clones));
+	return ficlone_works(snaps, clones, err);
 }
 
 static int reflink_file(int sfd, int dfd, const manifest_entry *e,

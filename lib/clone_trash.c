@@ -121,14 +121,11 @@ static int raw_rm_at(int dfd, const char *name, dev_t dev, int depth)
 	return r;
 }
 
-static int open_trash(const pgsnap_store *s, dev_t *dev)
+static int open_dir(const char *path, dev_t *dev)
 {
-	char path[600];
 	struct stat st;
 	int fd;
 
-	if (path_join(path, sizeof(path), s->run, "trash") < 0)
-		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -141,24 +138,48 @@ static int open_trash(const pgsnap_store *s, dev_t *dev)
 	return fd;
 }
 
-int trash_empty(const pgsnap_store *s)
+static int empty_path(const char *path)
 {
 	dev_t dev;
-	cleanup_close int fd = open_trash(s, &dev);
+	cleanup_close int fd = open_dir(path, &dev);
 
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
 	return raw_empty(fd, dev, 0);
 }
 
+int trash_empty(const pgsnap_store *s)
+{
+	char path[600];
+	int r, r2;
+
+	if (path_join(path, sizeof(path), s->run, "trash") < 0)
+		return -ENAMETOOLONG;
+	r = empty_path(path);
+	/* Overlay layers of large snapshots (clone_overlay.c). */
+	snprintf(path, sizeof(path), "%s/snapshots/.overlay-trash", s->home);
+	r2 = empty_path(path);
+	return r < 0 ? r : r2;
+}
+
 int trash_kick(const pgsnap_store *s)
 {
+	char path[600];
+
+	if (path_join(path, sizeof(path), s->run, "trash") < 0)
+		return -ENAMETOOLONG;
+	return trash_kick_dir(s, path);
+}
+
+int trash_kick_dir(const pgsnap_store *s, const char *path)
+{
 	dev_t dev;
-	cleanup_close int fd = open_trash(s, &dev);
+	cleanup_close int fd = open_dir(path, &dev);
 	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t pid;
 	int status;
 
+	(void)s;
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
 	if (devnull < 0)

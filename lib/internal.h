@@ -305,6 +305,8 @@ int clone_describe(const pgsnap_store *s, const char *snapdir, bool fresh,
 int trash_empty(const pgsnap_store *s);
 /* Delete the trash in a detached background process; returns at once. */
 int trash_kick(const pgsnap_store *s);
+/* The same for what directory path holds. */
+int trash_kick_dir(const pgsnap_store *s, const char *path);
 
 /* ---- sql.c ------------------------------------------------------------ */
 

@@ -84,26 +84,24 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* Append a file's bytes before its trailing zeros to the image, reading
+ * it in chunks; zeros inside the file become holes in the image. */
 static int add_file(walk *w, int dfd, const char *name, const char *rel,
 		    const struct stat *st)
 {
 	cleanup_close int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC |
 				      O_NOFOLLOW);
-	size_t size = (size_t)st->st_size, got = 0, len;
+	uint64_t size = (uint64_t)st->st_size, got = 0, pending = 0;
 	int r;
 
 	if (fd < 0)
 		return pgsnap_errno(w->err, errno, "cannot read %s", rel);
-	if (size > w->buf_cap) {
-		free(w->buf);
-		w->buf = malloc(size);
-		w->buf_cap = w->buf ? size : 0;
-		if (!w->buf)
-			return pgsnap_err(w->err, ENOMEM, "out of memory "
-					  "reading %s", rel);
-	}
 	while (got < size) {
-		ssize_t n = read(fd, w->buf + got, size - got);
+		size_t want = size - got < w->buf_cap ? (size_t)(size - got)
+						      : w->buf_cap;
+		ssize_t n = read(fd, w->buf, want);
+		size_t k;
+
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -111,17 +109,25 @@ static int add_file(walk *w, int dfd, const char *name, const char *rel,
 		if (n == 0)
 			return pgsnap_err(w->err, EIO, "%s changed while the "
 					  "snapshot was being made", rel);
-		got += (size_t)n;
+		got += (uint64_t)n;
+		for (k = (size_t)n; k && !w->buf[k - 1]; k--)
+			;
+		if (!k) {
+			pending += (uint64_t)n;
+			continue;
+		}
+		if (pending && lseek(w->image_fd, (off_t)pending, SEEK_CUR) < 0)
+			return pgsnap_errno(w->err, errno, "cannot seek the "
+					    "snapshot image");
+		if ((r = write_all(w->image_fd, w->buf, k)) < 0)
+			return pgsnap_errno(w->err, r, "cannot write the "
+					    "snapshot image");
+		pending = (uint64_t)n - k;
 	}
-	len = size;
-	while (len && !w->buf[len - 1])
-		len--;
-	if (len && (r = write_all(w->image_fd, w->buf, len)) < 0)
-		return pgsnap_errno(w->err, r, "cannot write the snapshot image");
-	sb_printf(&w->body, "f\t%04o\t%zu\t%zu\t%" PRIu64 "\t%s\n",
-		  (unsigned)(st->st_mode & 07777), size, len, w->image_bytes,
-		  rel);
-	w->image_bytes += len;
+	sb_printf(&w->body, "f\t%04o\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+		  "\t%s\n", (unsigned)(st->st_mode & 07777), size,
+		  size - pending, w->image_bytes, rel);
+	w->image_bytes += size - pending;
 	w->bytes += size;
 	w->files++;
 	if (size > w->largest)
@@ -214,6 +220,13 @@ int manifest_write(const pgsnap_store *s, const char *snapdir,
 	fs_restore(ids);
 	if (w.image_fd < 0)
 		return pgsnap_errno(err, errno, "cannot create %s", tmp);
+	w.buf_cap = 1u << 20;
+	w.buf = malloc(w.buf_cap);
+	if (!w.buf) {
+		close(w.image_fd);
+		unlink(tmp);
+		return pgsnap_err(err, ENOMEM, "out of memory");
+	}
 	r = walk_dir(&w, dfd, "");
 	if (r == 0) {
 		sb_printf(&head, "pgsnap-manifest 1\nstats\t%" PRIu64 "\t%"

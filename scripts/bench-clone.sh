@@ -119,6 +119,8 @@ BIG_SRC=""
 make_big() {
 	local h=$1 u id pid d
 	mkdir -p "$h/snapshots/big"
+	# The server user owns snapshots (pgsnap writes the manifest as it).
+	chown "$(stat -c %u:%g "$h/snapshots")" "$h/snapshots/big"
 	if [ -n "$BIG_SRC" ]; then
 		cp -a "$BIG_SRC" "$h/snapshots/big/data"
 	else
@@ -186,7 +188,6 @@ for fs in $FSLIST; do
 				case $m in copy) n=3 ;; *) n=10 ;; esac
 				first_query "$fs" "$m" "select count(*) from (select g from big limit 1) s" "$n" big
 			done
-			rm -rf "$h/snapshots/big"
 		else
 			line clone "$fs/big" - "n/a: could not make the large snapshot"
 		fi

@@ -20,14 +20,11 @@ like "$(cat "$PGSNAP_HOME/run/registry")" $'\tmethod=overlay\t' "a small snapsho
 run "$PGSNAP" doctor
 like "$out" "new uses overlay: overlayfs mounts in constant time" "doctor says overlay and why"
 
-# A large snapshot (the line moved down to 1 MB): reflink, where overlayfs
-# would copy whole relation files up.
+# A large snapshot (the line moved down to 1 MB): still overlay, since
+# here the upper layer shares the golden's XFS and copy-up reflinks.
 export PGSNAP_CLONE_LARGE_MB=1
 run "$PGSNAP" doctor
-like "$out" "new uses reflink: the snapshot is large" "large snapshot: doctor says reflink and why"
-run "$PGSNAP" new
-is "$rc" 0 "new on a large snapshot exits 0"
-is "$(grep -c $'\tmethod=reflink\t' "$PGSNAP_HOME/run/registry")" 1 "and it used reflink"
+like "$out" "new uses overlay: .*copies a large file up by reflink" "large snapshot, one XFS: overlay, copy-up by reflink"
 unset PGSNAP_CLONE_LARGE_MB
 
 # -m overrides; an impossible one is an error naming the reason.
@@ -46,22 +43,50 @@ run "$PGSNAP" new -m reflink
 is "$rc" 0 "after a reboot (another boot id) the store is probed again"
 "$PGSNAP" rm --all
 
+# Clones on tmpfs, snapshots on XFS: for a large snapshot the overlay's
+# upper layer goes beside the golden, where copy-up reflinks.
+"$PGSNAP" rm --all
+wait_for 20 dir_empty "$PGSNAP_HOME/run/trash"
+H=$PGSNAP_HOME
+if mount_fs tmpfs "$H/run"; then
+	export PGSNAP_CLONE_LARGE_MB=1
+	run "$PGSNAP" doctor
+	like "$out" "new uses overlay: .*the upper layers go to $H/snapshots/.overlay \(xfs\), where copy-up reflinks" \
+		"clones on tmpfs, large snapshot: doctor says the upper layer goes to the snapshots' XFS"
+	run "$PGSNAP" new
+	is "$rc" 0 "new (large, overlay) exits 0"
+	u=$out
+	id=$("$PGSNAP" ls -q)
+	is "$(stat -f -c %T "$(readlink "$H/run/clones/$id/upper")")" xfs "the upper layer is on XFS"
+	q "$u" "create table big_touch as select 1 x; select count(*) from pg_class" >/dev/null
+	ok "$([ -n "$(ls "$H/snapshots/.overlay/$id/upper/base")" ]; echo $?)" "the clone's writes land there"
+	is "$(q "$u" 'select x from big_touch')" 1 "and the clone reads them back"
+	"$PGSNAP" rm "$u"
+	ok "$([ ! -e "$H/snapshots/.overlay/$id" ]; echo $?)" "rm moves the upper layer away at once"
+	ok "$(wait_for 20 dir_empty "$H/snapshots/.overlay-trash"; echo $?)" "and it is deleted in the background"
+	unset PGSNAP_CLONE_LARGE_MB
+	umount "$H/run"
+else
+	skip "cannot mount a tmpfs for the clones"
+fi
+
 # An ordinary user: no overlay yet (it needs a user namespace the server
-# runs in); the probe says so and -m overlay fails with that reason.
+# runs in); the probe says so and -m overlay fails with that reason; on
+# XFS, reflink is its choice.
 if command -v setpriv >/dev/null && id postgres >/dev/null 2>&1; then
-	U=$TEST_TMP/user
+	U=$TEST_TMP/xfs/user
 	mkdir -p "$U" && chown postgres: "$U"
 	as_user() { setpriv --reuid=postgres --regid="$(id -g postgres)" --clear-groups \
 		env HOME="$U" PGSNAP_HOME="$U/home" "$@"; }
 	run as_user "$PGSNAP" doctor
 	like "$out" "method overlay +unavailable: overlayfs as an ordinary user needs the server inside a user and mount namespace" \
 		"as a user: doctor says why overlay is unavailable"
-	like "$out" "new uses copy" "as a user on ext4: auto falls back to copy"
+	like "$out" "new uses reflink: no overlay" "as a user on XFS: auto picks reflink"
 	run as_user "$PGSNAP" new -m overlay
 	is "$rc" 1 "as a user: -m overlay fails"
 	like "$err" "cannot work here: overlayfs as an ordinary user" "naming the reason"
 	run as_user "$PGSNAP" new
-	is "$rc" 0 "as a user: new (copy) works"
+	is "$rc" 0 "as a user: new (reflink) works"
 	[ "$rc" = 0 ] && is "$(q "$out" 'select current_user')" postgres "and answers"
 	as_user "$PGSNAP" rm --all
 	skip "overlay through an unprivileged user namespace: not implemented (the probe reports it)"
