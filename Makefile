@@ -25,7 +25,10 @@ ALL_CPPFLAGS = -D_GNU_SOURCE -DPGSNAP_DEFAULT_BINDIR='"$(PG_BINDIR)"' \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CPPFLAGS)
 ALL_CFLAGS = -std=gnu11 -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) \
 	$(EXTRA_CFLAGS)
-LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LDFLAGS)
+# libpq is not linked: lib/pq.c loads it on first use (see lib/pq.h), so
+# that a pgsnap process does not pay for its 25 libraries at every exec.
+LIBS = $(shell pkg-config --libs liburing 2>/dev/null) -ldl -pthread $(EXTRA_LDFLAGS)
+PQ_LIBS = $(shell pkg-config --libs libpq 2>/dev/null)
 
 LIB_SRCS = $(sort $(wildcard lib/*.c))
 CMD_SRCS = $(sort $(wildcard cmd/*.c))
@@ -155,7 +158,7 @@ quickstart: all
 # The benchmark driver: times "fresh server to first query" from outside.
 $(B)/bench/timer: test/bench/timer.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $< $(LIBS)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $< $(LIBS) $(PQ_LIBS)
 
 bench: all $(B)/bench/timer
 	sh scripts/deps.sh bench

@@ -6,6 +6,7 @@
 #define PGSNAP_INTERNAL_H
 
 #include "pgsnap.h"
+#include "pq.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -343,6 +344,8 @@ int pool_size(const pgsnap_new_opts *o);
  * registry update.  1: *out is it; 0: the pool has none. */
 int pool_take(pgsnap_store *s, const pgsnap_clone *tmpl, pgsnap_clone *out,
 	      pgsnap_error *err);
+/* Ready a server for the pool before it is recorded as pooled. */
+void pool_warm(const pgsnap_clone *c);
 /* Stop every keeper of the store and wait (bounded) until they are gone
  * with their pooled clones. */
 void pool_stop_keepers(pgsnap_store *s);

@@ -201,6 +201,8 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 	snprintf(c.datadir, sizeof(c.datadir), "%s", job.datadir);
 	if ((r = start_server(s, o, &c, err)) < 0)
 		goto fail;
+	if (pooled)
+		pool_warm(&c);
 	test_pause("server");
 
 	snprintf(c.state, sizeof(c.state), pooled ? "pooled" : "ready");
