@@ -86,9 +86,13 @@ is "$("$PGSNAP" ls -a | awk '$3 == "ready"' | wc -l)" 10 "ten clones ready, no r
 # A pooled server that died is never handed out; the keeper replaces it.
 ok "$(wait_until 60 npooled_is 2; echo $?)" "pool full"
 killed=$(pooled)
+kpids=""
 for id in $killed; do
-	kill -9 "$("$PGSNAP" ls -a | awk -v i="$id" '$1 == i { print $4 }')"
+	kpids="$kpids $("$PGSNAP" ls -a | awk -v i="$id" '$1 == i { print $4 }')"
 done
+kill -9 $kpids
+gone() { local p; for p in $kpids; do alive "$p" && return 1; done; return 0; }
+ok "$(wait_until 10 gone; echo $?)" "the killed servers are dead (SIGKILL is asynchronous)"
 run "$PGSNAP" new
 is "$rc" 0 "new with the pooled servers killed exits 0"
 unlike "$killed" "$(id_of "$out")" "and does not hand out a dead one"
