@@ -29,4 +29,19 @@ for c in $cmds; do
 	done
 done
 
+# Commands with commands of their own (pgsnap snapshot build, ...): each
+# is named, alone or in a "build|key" group.
+for c in $cmds; do
+	"$PGSNAP" "$c" --help | grep -q "^Usage: pgsnap $c COMMAND" || continue
+	for w in $("$PGSNAP" "$c" --help | grep -oE '^  [a-z]+( |$)' | tr -d ' '); do
+		grep -Eq -- "pgsnap $c ([a-z]+\|)*$w(\||[ ]|$)" <<<"$flat"
+		ok $? "'$c $w' is in the man page"
+	done
+done
+
+# Every PGSNAP_* variable the code reads.
+for v in $(cat "$TOP"/lib/*.c "$TOP"/cmd/*.c | grep -oE 'getenv\("PGSNAP_[A-Z0-9_]+"\)' | grep -oE 'PGSNAP_[A-Z0-9_]+' | sort -u); do
+	grep -q -- "$v" <<<"$flat"; ok $? "environment variable $v is in the man page"
+done
+
 done_testing
