@@ -76,6 +76,9 @@ export PGSNAP_POOL=${PGSNAP_POOL:-0}
 
 _tap_cleanup() {
 	local status=$?
+	# Only the test's own shell cleans up: a subshell that inherited this
+	# trap (one signalled before it could reset its traps) must not.
+	[ "$BASHPID" = "$$" ] || return 0
 	[ -n "${_tap_watchdog:-}" ] && kill "$_tap_watchdog" 2>/dev/null
 	# Remove every clone of every store this test made, then the files.
 	for h in "$TEST_TMP"/*/; do
@@ -93,9 +96,10 @@ trap 'exit 130' INT TERM
 
 # Watchdog: a hung test fails instead of stalling the suite.
 # (sleep must not hold our stdout open, or prove waits for it)
-( sleep "${TEST_TIMEOUT:-300}" >/dev/null 2>&1; echo "not ok - timed out after ${TEST_TIMEOUT:-300}s"; kill -TERM $$ ) 2>/dev/null &
+# (an external sh, not a subshell: a subshell would inherit our traps)
+sh -c 'sleep "$1" >/dev/null 2>&1; echo "not ok - timed out after $1s"; kill -TERM "$2"' \
+	watchdog "${TEST_TIMEOUT:-300}" $$ 2>/dev/null &
 _tap_watchdog=$!
-disown $_tap_watchdog 2>/dev/null || true
 
 # Helpers for clones ---------------------------------------------------
 
