@@ -13,8 +13,11 @@
 #      stopped, records dropped, files deleted);
 #   5. -w: how long after the last client disconnects a clone past its
 #      time is gone (BENCH_LC_W samples).
-# Called by scripts/bench.sh (make bench) with BENCH_WORK, BENCH_RESULTS;
-# runs alone too: sh scripts/bench-lifecycle.sh.  Removes all it made.
+# Called by scripts/bench.sh (make bench) with BENCH_RESULTS; runs alone
+# too: sh scripts/bench-lifecycle.sh.  Removes all it made.
+# The store goes in BENCH_LC_DIR (default /dev/shm: where pgsnap puts its
+# clones when PGSNAP_HOME is not set); the pool is off (PGSNAP_POOL=0): this
+# measures making, holding and collecting clones, not handing out warm ones.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 
@@ -25,14 +28,9 @@ N=${BENCH_LC_N:-500}
 J=${BENCH_LC_J:-8}
 WN=${BENCH_LC_W:-5}
 RESULTS=${BENCH_RESULTS:-/dev/null}
-own_work=0
-if [ -z "${BENCH_WORK:-}" ]; then
-	BENCH_WORK=$(mktemp -d /var/tmp/pgsnap-bench-lc.XXXXXX)
-	own_work=1
-fi
-W=$BENCH_WORK/lifecycle
-mkdir -p "$W" && chmod 755 "$BENCH_WORK" "$W"
-export PGSNAP_HOME=$W/home
+W=$(mktemp -d "${BENCH_LC_DIR:-/dev/shm}/pgsnap-bench-lc.XXXXXX") || exit 1
+chmod 755 "$W"
+export PGSNAP_HOME=$W/home PGSNAP_POOL=0
 RUN=$PGSNAP_HOME/run
 say() { printf '%s\n' "$*" >&2; }
 row() { (IFS='	'; printf '%s\n' "$*") >>"$RESULTS"; }
@@ -57,7 +55,6 @@ cleanup() {
 		return
 	fi
 	rm -rf "$W"
-	[ "$own_work" = 1 ] && rm -rf "$BENCH_WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

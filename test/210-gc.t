@@ -111,6 +111,9 @@ ok $? "the -w 1 clone went away after the supervisor was replaced"
 # A reboot: records of another boot are removed without signalling their
 # pids (which may be anyone's now).
 "$PGSNAP" rm --all
+# Nothing left to watch: the supervisor leaves (else it would remove the
+# clone below as "server died" before we fake the reboot).
+until_ok 10 gone "$sup2"; ok $? "the supervisor leaves once nothing is left to watch"
 u=$("$PGSNAP" new -w 0)
 id=$(echo "$u" | grep -o 'clones%2F[0-9a-f]*' | sed 's/clones%2F//')
 pid=$(clone_pid "$u")
