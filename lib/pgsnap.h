@@ -247,8 +247,8 @@ typedef struct pgsnap_build_result {
 PGSNAP_API int pgsnap_snapshot_build(pgsnap_store *store, const char *name,
 			  const pgsnap_build_opts *opts,
 			  pgsnap_build_result *res, pgsnap_error *err);
-/* The key NAME would have, without building anything (bases are neither
- * built nor read beyond their recorded keys). */
+/* The key NAME would have, without building anything (a base's key is
+ * computed from its recipe, or recorded when it has none). */
 PGSNAP_API int pgsnap_snapshot_key(pgsnap_store *store, const char *name,
 			const pgsnap_build_opts *opts, char key[65],
 			pgsnap_error *err);

@@ -426,14 +426,18 @@ static int check_major(pgsnap_store *s, const char *name, const snap_meta *m,
 			"with this PostgreSQL or set PGSNAP_PG_BINDIR");
 }
 
+/* refresh() flags */
+#define KEY_ONLY 1       /* compute the key, build nothing */
+#define BASE_AS_IS 2     /* take the base's recorded key: do not refresh it */
+
 static int refresh(pgsnap_store *s, const char *name, recipe *given,
-		   const pgsnap_build_opts *o, bool key_only, int depth,
+		   const pgsnap_build_opts *o, int flags, int depth,
 		   pgsnap_build_result *res, pgsnap_error *err);
 
 /* Bring a base up to date and give its key.  A base without a recipe
  * (saved, imported) is taken as it is. */
 static int base_key(pgsnap_store *s, const char *base,
-		    const pgsnap_build_opts *o, bool key_only, int depth,
+		    const pgsnap_build_opts *o, int flags, int depth,
 		    char key[65], pgsnap_build_result *res, pgsnap_error *err)
 {
 	pgsnap_build_result br = { 0 };
@@ -444,7 +448,9 @@ static int base_key(pgsnap_store *s, const char *base,
 	if (depth >= MAX_BASE_DEPTH)
 		return pgsnap_err(err, ELOOP, "snapshot '%s': bases nest deeper "
 				  "than %d (a loop?)", base, MAX_BASE_DEPTH);
-	r = refresh(s, base, NULL, o, key_only, depth + 1, &br, err);
+	r = flags & BASE_AS_IS ? -ENOPKG
+			       : refresh(s, base, NULL, o, flags & KEY_ONLY,
+					 depth + 1, &br, err);
 	if (r == 0) {
 		memcpy(key, br.key, 65);
 		res->bases_built += br.built + br.bases_built;
@@ -479,7 +485,7 @@ static void store_recipe(const pgsnap_store *s, const char *dir,
 
 /* -ENOPKG (and no error text) when NAME has no known recipe. */
 static int refresh(pgsnap_store *s, const char *name, recipe *given,
-		   const pgsnap_build_opts *o, bool key_only, int depth,
+		   const pgsnap_build_opts *o, int flags, int depth,
 		   pgsnap_build_result *res, pgsnap_error *err)
 {
 	char dir[600], bkey[65] = "", key[65];
@@ -504,13 +510,13 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 	}
 	if ((rc = recipe_finish(r, err)) < 0)
 		goto out;
-	if (r->from[0] && (rc = base_key(s, r->from, o, key_only, depth, bkey,
+	if (r->from[0] && (rc = base_key(s, r->from, o, flags, depth, bkey,
 					 res, err)) < 0)
 		goto out;
 	if ((rc = recipe_key(s, r, bkey, key, err)) < 0)
 		goto out;
 	memcpy(res->key, key, sizeof(key));
-	if (key_only)
+	if (flags & KEY_ONLY)
 		goto out;
 	snapshot_dir(s, name, dir, sizeof(dir));
 	if ((rc = snap_lock(s, name, LOCK_EX, &lfd, err)) < 0)
@@ -599,7 +605,7 @@ int pgsnap_snapshot_build(pgsnap_store *s, const char *name,
 		return rc;
 	rc = recipe_from_opts(name, o, &r, err);
 	if (rc == 0)
-		rc = refresh(s, name, &r, o, false, 0, res, err);
+		rc = refresh(s, name, &r, o, 0, 0, res, err);
 	recipe_free(&r);
 	return rc;
 }
@@ -616,7 +622,7 @@ int pgsnap_snapshot_key(pgsnap_store *s, const char *name,
 		return rc;
 	rc = recipe_from_opts(name, o, &r, err);
 	if (rc == 0)
-		rc = refresh(s, name, &r, o, true, 0, &res, err);
+		rc = refresh(s, name, &r, o, KEY_ONLY, 0, &res, err);
 	recipe_free(&r);
 	if (rc == 0)
 		memcpy(key, res.key, 65);
@@ -669,7 +675,7 @@ static int ensure(pgsnap_store *s, const char *name, bool if_stale,
 	}
 	if (!have && !if_stale && !recipe_shipped(name))
 		return no_such(s, name, err);
-	r = refresh(s, name, NULL, o, false, 0, &res, err);
+	r = refresh(s, name, NULL, o, 0, 0, &res, err);
 	if (r == -ENOPKG) {
 		if (!have)
 			return no_such(s, name, err);
@@ -715,7 +721,9 @@ static int now_snapshot(pgsnap_store *s, const char *base, const char *now,
 	snprintf(line, sizeof(line), "now %s", now);
 	if ((rc = recipe_add_line(&r, line, "--now", 2, err)) < 0)
 		goto out;
-	rc = refresh(s, name, &r, o, false, 0, &res, err);
+	/* The base was settled by the caller (refreshed only when it asked
+	 * for --build-if-stale): --now does not rebuild it behind its back. */
+	rc = refresh(s, name, &r, o, BASE_AS_IS, 0, &res, err);
 out:
 	recipe_free(&r);
 	return rc;

@@ -104,6 +104,16 @@ is "$(ls "$PGSNAP_HOME/snapshots" | grep -c '^base\.now-')" 1 "(built once)"
 uc=$("$PGSNAP" new -s base --now clock)
 t=$(psql -X -qAt -d "$uc" -c 'begin' -c 'select now()' -c 'select pg_sleep(0.05)' -c 'select now()' -c 'commit' | grep -v '^$')
 isnt "$(sed -n 1p <<<"$t")" "$(sed -n 2p <<<"$t")" "--now clock: now() moves inside a transaction"
+bkey=$(sed -n 's/^key=//p' "$PGSNAP_HOME/snapshots/base/meta")
+echo 'insert into t values (5);' >>base.sql
+run "$PGSNAP" new -s base --now '2021-06-06 12:00:00+00'
+is "$(sed -n 's/^key=//p' "$PGSNAP_HOME/snapshots/base/meta")" "$bkey" \
+	"--now alone does not rebuild a stale base"
+run "$PGSNAP" new -s base --now '2021-06-06 12:00:00+00' --build-if-stale
+like "$err" "snapshot 'base' built" "with --build-if-stale the base is rebuilt"
+like "$err" "snapshot 'base.now-[0-9a-f]+' built" "and the mocked one after it"
+is "$(q "$out" "select count(*) || ' ' || (now() at time zone 'UTC') from t")" "2 2021-06-06 12:00:00" \
+	"its clone has the new row and the fixed time"
 run "$PGSNAP" new -s base --now 'not a time'
 is "$rc" 1 "a bad --now fails"
 like "$err" "not a time" "naming the value"
