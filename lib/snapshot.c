@@ -492,6 +492,7 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 	cleanup_close int lfd = -1;
 	recipe own;
 	recipe *r = given;
+	key_cache kc;
 	bool known = true;
 	snap_meta m;
 	build_req q = { 0 };
@@ -499,6 +500,8 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 	int rc;
 
 	memset(&own, 0, sizeof(own));
+	snapshot_dir(s, name, dir, sizeof(dir));
+	key_cache_load(&kc, dir);
 	if (!r) {
 		r = &own;
 		if ((rc = load_recipe(s, name, r, &known, err)) < 0)
@@ -513,12 +516,11 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 	if (r->from[0] && (rc = base_key(s, r->from, o, flags, depth, bkey,
 					 res, err)) < 0)
 		goto out;
-	if ((rc = recipe_key(s, r, bkey, key, err)) < 0)
+	if ((rc = recipe_key(s, r, bkey, &kc, key, err)) < 0)
 		goto out;
 	memcpy(res->key, key, sizeof(key));
 	if (flags & KEY_ONLY)
 		goto out;
-	snapshot_dir(s, name, dir, sizeof(dir));
 	if ((rc = snap_lock(s, name, LOCK_EX, &lfd, err)) < 0)
 		goto out;
 	/* After the lock: a concurrent builder of the same key has finished
@@ -529,11 +531,13 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 		/* An imported snapshot learns the local recipe here. */
 		if (given && !r->shipped)
 			store_recipe(s, dir, r);
+		key_cache_save(s, &kc, dir, false);
 		goto out;
 	}
 	q.r = r;
 	q.key = key;
 	q.base_key = bkey;
+	q.cache = &kc;
 	q.o = o;
 	rc = snap_build(s, &q, err);
 	if (rc < 0) {
@@ -549,6 +553,7 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 		o->progress(o->progress_ctx, 1, msg);
 	}
 out:
+	key_cache_free(&kc);
 	recipe_free(&own);
 	return rc;
 }

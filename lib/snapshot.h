@@ -59,14 +59,29 @@ bool datadir_clean(const char *datadir);
 int copy_datadir(const pgsnap_store *s, const char *from, const char *to_dir,
 		 pgsnap_error *err);
 
-/* Content key of a recipe (see snapshot_key.c). */
+/* Hashes of input files by identity (dev, inode, size, mtime, ctime), kept
+ * in the snapshot as "inputs": a key check reads only changed files. */
+typedef struct key_cache {
+	char *old;           /* the snapshot's inputs file, or NULL */
+	char *cur;           /* this computation's entries */
+	size_t cur_len;
+} key_cache;
+void key_cache_load(key_cache *c, const char *snapdir);
+/* Write cur to dir/inputs (as the server user); unless always, only when
+ * it differs from old. */
+void key_cache_save(const pgsnap_store *s, const key_cache *c,
+		    const char *dir, bool always);
+void key_cache_free(key_cache *c);
+
+/* Content key of a recipe (see snapshot_key.c); cache may be NULL. */
 int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
-	       char out[65], pgsnap_error *err);
+	       key_cache *cache, char out[65], pgsnap_error *err);
 
 typedef struct build_req {
 	const recipe *r;
 	const char *key;
 	const char *base_key;
+	const key_cache *cache;      /* saved in the new snapshot */
 	const pgsnap_build_opts *o;  /* progress */
 } build_req;
 /* Build r into a new directory and install it as r->name (the caller

@@ -662,6 +662,7 @@ static int write_recipe_and_meta(build *b, pgsnap_error *err)
 		if (r < 0)
 			return pgsnap_errno(err, r, "cannot write %s", path);
 	}
+	key_cache_save(b->s, b->q->cache, b->dir, true);
 	if ((r = pg_identity(b->s, &id, err)) < 0)
 		return r;
 	m.format = SNAP_META_FORMAT;

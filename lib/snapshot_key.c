@@ -38,14 +38,108 @@ static void field_str(sha256_ctx *c, const char *tag, const char *s)
 	field(c, tag, s, strlen(s));
 }
 
-static int field_file(sha256_ctx *c, const char *tag, const char *path,
-		      const char *shown, pgsnap_error *err)
+void key_cache_load(key_cache *c, const char *snapdir)
+{
+	char path[700];
+
+	memset(c, 0, sizeof(*c));
+	snprintf(path, sizeof(path), "%s/inputs", snapdir);
+	if (read_file(path, 16 << 20, &c->old, NULL) < 0)
+		c->old = NULL;
+}
+
+void key_cache_free(key_cache *c)
+{
+	free(c->old);
+	free(c->cur);
+	memset(c, 0, sizeof(*c));
+}
+
+void key_cache_save(const pgsnap_store *s, const key_cache *c,
+		    const char *dir, bool always)
+{
+	char path[700];
+	fs_ids ids;
+
+	if (!c || !c->cur || (!always && c->old && !strcmp(c->old, c->cur)))
+		return;
+	snprintf(path, sizeof(path), "%s/inputs", dir);
+	ids = fs_become(s);
+	write_file_atomic(path, c->cur, c->cur_len, 0644);
+	fs_restore(ids);
+}
+
+static void ident_of(const struct stat *st, char *buf, size_t len)
+{
+	/* ctime too: a tool may reset mtime, nobody resets ctime. */
+	snprintf(buf, len, "%llu %llu %lld %lld.%09ld %lld.%09ld",
+		 (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+		 (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+		 st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
+		 st->st_ctim.tv_nsec);
+}
+
+/* The hash the cache holds for path with this identity. */
+static bool cache_find(const key_cache *c, const char *ident, const char *path,
+		       unsigned char d[32])
+{
+	size_t il = strlen(ident), pl = strlen(path);
+	const char *p = c ? c->old : NULL;
+
+	while (p && *p) {
+		const char *eol = strchrnul(p, '\n');
+		/* "IDENT HEX PATH" */
+		if ((size_t)(eol - p) == il + 1 + 64 + 1 + pl &&
+		    !memcmp(p, ident, il) && p[il] == ' ' &&
+		    !memcmp(p + il + 66, path, pl)) {
+			int i;
+			for (i = 0; i < 32; i++) {
+				unsigned v;
+				if (sscanf(p + il + 1 + 2 * i, "%2x", &v) != 1)
+					return false;
+				d[i] = (unsigned char)v;
+			}
+			return true;
+		}
+		p = *eol ? eol + 1 : eol;
+	}
+	return false;
+}
+
+static void cache_add(key_cache *c, const char *ident, const char *path,
+		      const unsigned char d[32])
+{
+	char hex[65], *n;
+	size_t add;
+
+	if (!c || strchr(path, '\n'))
+		return;
+	sha256_hex(d, hex);
+	add = strlen(ident) + 66 + strlen(path) + 2;
+	n = realloc(c->cur, c->cur_len + add);
+	if (!n)
+		return;
+	c->cur = n;
+	c->cur_len += (size_t)sprintf(n + c->cur_len, "%s %s %s\n", ident, hex,
+				      path);
+}
+
+static int field_file_c(sha256_ctx *c, const char *tag, const char *path,
+			const char *shown, key_cache *kc, pgsnap_error *err)
 {
 	unsigned char d[32];
-	int r = sha256_file(path, d);
+	char ident[160];
+	struct stat st;
+	int r;
 
-	if (r < 0)
-		return pgsnap_errno(err, r, "cannot read %s", shown);
+	if (stat(path, &st) < 0)
+		return pgsnap_errno(err, errno, "cannot read %s", shown);
+	ident_of(&st, ident, sizeof(ident));
+	if (!cache_find(kc, ident, path, d)) {
+		if ((r = sha256_file(path, d)) < 0)
+			return pgsnap_errno(err, r, "cannot read %s", shown);
+	}
+	cache_add(kc, ident, path, d);
 	field(c, tag, d, sizeof(d));
 	return 0;
 }
@@ -58,7 +152,7 @@ static int cmp_names(const struct dirent **a, const struct dirent **b)
 /* A tree: every file's path relative to the root and its bytes, in name
  * order; dot files (.git, editor swap files) are left out. */
 static int field_tree(sha256_ctx *c, const char *root, const char *rel,
-		      int depth, pgsnap_error *err)
+		      int depth, key_cache *kc, pgsnap_error *err)
 {
 	char path[4200], sub[4200];
 	struct dirent **ents = NULL;
@@ -83,10 +177,10 @@ static int field_tree(sha256_ctx *c, const char *root, const char *rel,
 					 path);
 		} else if (S_ISDIR(st.st_mode)) {
 			field_str(c, "dir", sub);
-			r = field_tree(c, root, sub, depth + 1, err);
+			r = field_tree(c, root, sub, depth + 1, kc, err);
 		} else if (S_ISREG(st.st_mode)) {
 			field_str(c, "file", sub);
-			r = field_file(c, "bytes", path, path, err);
+			r = field_file_c(c, "bytes", path, path, kc, err);
 		}
 	}
 	for (i = 0; i < n; i++)
@@ -96,7 +190,7 @@ static int field_tree(sha256_ctx *c, const char *root, const char *rel,
 }
 
 int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
-	       char out[65], pgsnap_error *err)
+	       key_cache *kc, char out[65], pgsnap_error *err)
 {
 	unsigned char d[32];
 	sha256_ctx c;
@@ -121,7 +215,8 @@ int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
 		const recipe_step *st = &r->steps[i];
 		switch (st->kind) {
 		case STEP_SQL:
-			rc = field_file(&c, "sql", st->arg, st->shown, err);
+			rc = field_file_c(&c, "sql", st->arg, st->shown, kc,
+					  err);
 			if (rc < 0)
 				return rc;
 			break;
@@ -140,10 +235,10 @@ int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
 					    r->inputs[i]);
 		if (S_ISDIR(st.st_mode)) {
 			field_str(&c, "input-tree", "");
-			rc = field_tree(&c, r->inputs[i], "", 0, err);
+			rc = field_tree(&c, r->inputs[i], "", 0, kc, err);
 		} else {
-			rc = field_file(&c, "input", r->inputs[i], r->inputs[i],
-					err);
+			rc = field_file_c(&c, "input", r->inputs[i],
+					  r->inputs[i], kc, err);
 		}
 		if (rc < 0)
 			return rc;

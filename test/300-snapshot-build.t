@@ -62,6 +62,18 @@ key2=$out
 u4=$("$PGSNAP" new -s app)
 is "$(q "$u4" 'select name from users where id = 9999')" new "a new clone sees the change"
 is "$(q "$u1" 'select count(*) from users')" 400 "the clone of the old snapshot still works"
+# The key check keeps input hashes by identity; an in-place rewrite that
+# keeps the inode, the size and the mtime still changes the ctime.
+ok "$([ -s "$PGSNAP_HOME/snapshots/app/inputs" ]; echo $?)" "the snapshot keeps its input hashes"
+cp -p db/schema.sql "$TEST_TMP/schema.bak"
+# The last line, "insert into users values (9999, 'new');", same length.
+printf "insert into users values (9998, 'pad');" |
+	dd of=db/schema.sql bs=1 seek=$(( $(stat -c %s db/schema.sql) - 40 )) conv=notrunc status=none
+touch -r "$TEST_TMP/schema.bak" db/schema.sql
+is "$(stat -c %s.%Y db/schema.sql)" "$(stat -c %s.%Y "$TEST_TMP/schema.bak")" "(same size and mtime)"
+run "$PGSNAP" snapshot build app -f db/schema.sql
+like "$err" "snapshot 'app' built" "an in-place rewrite with the old mtime still rebuilds"
+is "$(q "$("$PGSNAP" new -s app)" 'select name from users where id = 9998')" pad "with the new content"
 
 # new --build-if-stale: the stored recipe is re-read; two at once build once.
 printf 'create table extra(x int);\n' >db/extra.sql
