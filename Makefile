@@ -149,6 +149,8 @@ $(NODE_PG): test/node/package.json | $(TEST_DEPS_STAMP)
 node-deps: $(NODE_PG)
 
 check: all asan $(TEST_DEPS_STAMP) $(NODE_PG)
+	@# libFuzzer builds here, not in 600-fuzz.t's time (it says why if not)
+	-@$(MAKE) -s fuzz-bins >/dev/null 2>&1
 	PGSNAP_BUILD=$(CURDIR)/build prove -f -j2 test/*.t
 	PGSNAP_BUILD=$(CURDIR)/build/asan PGSNAP_SANITIZED=1 prove -f -j2 test/*.t
 
