@@ -18,6 +18,13 @@ for name in ../etc ../../tmp/x a/b /abs .hidden .. . -dash "$long" '' 'sp ace' $
 	like "$err" 'invalid' "snapshot name $shown: said to be invalid"
 	one_line "snapshot name $shown"
 done
+for name in ../x a/b .h; do
+	for sub in "build $name -c a=1" "rm $name" "build ok1 --from $name" "key $name" "export $name $TEST_TMP/x.tar"; do
+		run "$PGSNAP" snapshot $sub
+		is "$rc" 1 "snapshot $sub is refused (exit 1)"
+		one_line "snapshot $sub"
+	done
+done
 is "$(ls -A "$PGSNAP_HOME/snapshots" 2>/dev/null | grep -v '^\.' | wc -l)" 0 "no snapshot directory was made"
 ok "$([ ! -e "$TEST_TMP/etc" ] && [ ! -e "$TEST_TMP/x" ]; echo $?)" "nothing was made outside the store"
 
@@ -30,6 +37,13 @@ for w in 10x 0x10 1e3 ' 5' '5 ' '' -1 +-1 99999999999999999999 3.5 '１０'; do
 	run "$PGSNAP" new -w "$w"
 	is "$rc" 2 "-w $(printf '%q' "$w") is refused (exit 2)"
 	like "$err" "^pgsnap new: -w '" "-w $(printf '%q' "$w"): the option and value are named"
+done
+for opt in "new -n" "new --count" "new --pool" "exec -w" "exec --pool"; do
+	for v in 10x 1e3 '' -1; do
+		run "$PGSNAP" $opt "$v" -- true
+		is "$rc" 2 "$opt $(printf '%q' "$v") is refused (exit 2)"
+		one_line "$opt $(printf '%q' "$v")"
+	done
 done
 for o in abc 0 -5 12abc 99999999999; do
 	run "$PGSNAP" new --owner "$o"
