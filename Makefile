@@ -162,7 +162,12 @@ $(B)/bench/timer: test/bench/timer.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $< $(LIBS) $(PQ_LIBS)
 
-bench: all $(B)/bench/timer
+# How soon pgsnap knows a server is ready (internal API: the archive).
+$(B)/bench/ready: test/bench/ready.c $(B)/libpgsnap.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -o $@ $< $(B)/libpgsnap.a $(LIBS) $(PQ_LIBS)
+
+bench: all $(B)/bench/timer $(B)/bench/ready
 	sh scripts/deps.sh bench
 	sh scripts/bench.sh
 

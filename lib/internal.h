@@ -162,6 +162,10 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 		       pid_t *pid, pgsnap_error *err);
 /* Fast shutdown; escalate to immediate and SIGKILL after deadlines. */
 int server_stop(pid_t pid, unsigned long long start, int timeout_ms);
+/* Immediate shutdown (SIGQUIT), SIGKILL after the deadline: for a server
+ * whose files go with it, where a shutdown checkpoint is wasted work
+ * (~6 ms instead of 10-35 ms for a fresh clone, measured). */
+int server_quit(pid_t pid, unsigned long long start, int timeout_ms);
 /* The last lines of a log file, joined with " | ", into buf. */
 void log_tail(const char *path, int lines, char *buf, size_t len);
 /* Pick a free TCP port on 127.0.0.1 (the server may still lose a race;

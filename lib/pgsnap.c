@@ -279,7 +279,9 @@ static int destroy_clone(pgsnap_store *s, const pgsnap_clone *c,
 		return pgsnap_err(err, EPERM, "registry record %s names %s, "
 				  "outside the store: not touching it",
 				  c->id, c->dir);
-	r = server_stop(c->pid, c->pid_start, STOP_TIMEOUT_MS);
+	/* Its files go to the trash: only -k needs a clean shutdown. */
+	r = c->keep ? server_stop(c->pid, c->pid_start, STOP_TIMEOUT_MS) :
+		server_quit(c->pid, c->pid_start, STOP_TIMEOUT_MS);
 	if (r < 0)
 		return pgsnap_errno(err, r, "cannot stop server %d of clone %s",
 				    (int)c->pid, c->id);

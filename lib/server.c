@@ -237,6 +237,18 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 		tail[0] ? tail : "no log output");
 }
 
+int server_quit(pid_t pid, unsigned long long start, int timeout_ms)
+{
+	if (!proc_alive(pid, start))
+		return 0;
+	if (kill(pid, SIGQUIT) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	if (wait_pid_exit(pid, timeout_ms) == 0)
+		return 0;
+	kill(pid, SIGKILL);
+	return wait_pid_exit(pid, 2000);
+}
+
 int server_stop(pid_t pid, unsigned long long start, int timeout_ms)
 {
 	if (!proc_alive(pid, start))

@@ -11,11 +11,14 @@
 #
 # Environment:
 #   BENCH_N=20          samples per latency case (after 1 warm-up)
-#   BENCH_ONLY="..."    run only these sections (baseline pgsnap peers
-#                       template burst suite topics)
+#   BENCH_ONLY="..."    run only these sections (baseline pgsnap ready
+#                       settings peers template burst suite topics)
 #   BENCH_BURST=200 BENCH_BURST_J=8 BENCH_SUITE=500 BENCH_SUITE_J=4
-#   BENCH_DIR=/var/tmp  where the scratch store goes (its filesystem is
-#                       what pgsnap clones on: ext4 here, tmpfs for /dev/shm)
+#   BENCH_DIR=/var/tmp  where the scratch store's snapshots go; its clones
+#   BENCH_RUN_DIR=/dev/shm  and registry go here (run/ is a symlink): the
+#                       layout pgsnap uses without PGSNAP_HOME (snapshots
+#                       on disk, clones on RAM).  BENCH_RUN_DIR=same: all
+#                       under BENCH_DIR.
 #
 # Results: build/bench/results-STAMP.tsv (and results.tsv, the latest),
 # one row per case, tab-separated, stable columns:
@@ -40,7 +43,8 @@ BURST=${BENCH_BURST:-200}
 BURST_J=${BENCH_BURST_J:-8}
 SUITE=${BENCH_SUITE:-500}
 SUITE_J=${BENCH_SUITE_J:-4}
-ONLY=${BENCH_ONLY:-baseline pgsnap peers template burst suite topics}
+ONLY=${BENCH_ONLY:-baseline pgsnap ready settings peers template burst suite topics}
+READY=$B/bench/ready
 PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
 PY=/usr/bin/python3
 OUTDIR=$TOP/build/bench
@@ -55,7 +59,9 @@ table() {
 	/^#/ { print; next }
 	$1 == "lat" { n++; c[n] = $2; cnt[n] = $3; med[n] = $4; p90[n] = $5
 		mn[n] = $6; mx[n] = $7; note[n] = $9; m[$2] = $4 }
-	$1 == "val" { nv++; vl[nv] = sprintf("  %-28s %-18s %10s %-5s %s", $2, $3, $4, $5, $6); v[$2 "/" $3] = $4 }
+	$1 == "val" && $2 ~ /^settings:/ { k = substr($2, 10); if (!(k in st)) so[++ns] = k
+		st[k] = 1; sv[k "/" $3] = $4; if ($3 == "start_ms") sn[k] = $6; next }
+	$1 == "val" { nv++; vl[nv] = sprintf("  %-28s %-24s %10s %-5s %s", $2, $3, $4, $5, $6); v[$2 "/" $3] = $4 }
 	$1 == "na" { nn++; na[nn] = sprintf("  %-28s %s", $2, $9) }
 	function ratio(a, b) { return (a > 0 && b > 0) ? sprintf("%.1fx", a / b) : "-" }
 	function target(what, ok, fig) { printf "  %-4s %-58s %s\n", ok ? "MET" : "MISS", what, fig }
@@ -68,7 +74,14 @@ table() {
 		for (i = 1; i <= n; i++)
 			printf "%-30s %4d %10.2f %10.2f %10.2f %10.2f %9s %9s\n", c[i], cnt[i],
 				med[i], p90[i], mn[i], mx[i], ratio(base, med[i]), ratio(tpl, med[i])
-		if (nv) { print "\nthroughput"; for (i = 1; i <= nv; i++) print vl[i] }
+		if (nv) { print "\nother figures"; for (i = 1; i <= nv; i++) print vl[i] }
+		if (ns) {
+			printf "\nsettings (one reverted at a time; medians)\n  %-36s %9s %12s %9s  %s\n",
+				"", "start ms", "1st query ms", "PSS KiB", "options"
+			for (i = 1; i <= ns; i++) { k = so[i]
+				printf "  %-36s %9.2f %12.2f %9d  %s\n", k, sv[k "/start_ms"],
+					sv[k "/first_query_ms"], sv[k "/pss_kib"], sn[k] }
+		}
 		if (nn) { print "\nnot measured"; for (i = 1; i <= nn; i++) print na[i] }
 		print "\ntargets (issue 2, issue 6)"
 		if ((x = m["pgsnap-cold-copy"]) > 0 && base > 0)
@@ -79,7 +92,8 @@ table() {
 			if (tpl > 0) target("warm: >= 10x faster than the template route", tpl / x >= 10, ratio(tpl, x))
 		}
 		if ((x = m["pgsnap-cold-overlay"]) > 0) target("cold (overlay): median < 45 ms", x < 45, sprintf("%.2f ms", x))
-		if ((x = m["pgsnap-cold-copy"]) > 0) target("cold (copy on ext4): median < 90 ms", x < 90, sprintf("%.2f ms", x))
+		if ((x = m["pgsnap-cold-copy-ext4"]) > 0) target("cold (copy on ext4): median < 90 ms", x < 90, sprintf("%.2f ms", x))
+		else if ((x = m["pgsnap-cold-copy"]) > 0) target("cold (copy): median < 90 ms", x < 90, sprintf("%.2f ms", x))
 		for (k in v) if (k ~ /^burst-.*\/clones_per_s$/)
 			target("burst: >= 40 ready clones/s", v[k] >= 40, sprintf("%.1f/s", v[k]))
 		for (k in v) if (k ~ /^suite-.*-pgsnap\/wall_ms$/) {
@@ -97,7 +111,7 @@ if [ "${1:-}" = "--table" ]; then
 	exit 0
 fi
 
-for f in "$PGSNAP" "$TIMER"; do
+for f in "$PGSNAP" "$TIMER" "$READY"; do
 	[ -x "$f" ] || { echo "bench.sh: $f missing: run 'make bench'" >&2; exit 1; }
 done
 mkdir -p "$OUTDIR" "$SAMPLES"
@@ -112,10 +126,20 @@ if [ "$(id -u)" = 0 ]; then
 	chown postgres "$WORK"
 fi
 export PGSNAP_HOME="$WORK/home"
-export PGSNAP_POOL="${PGSNAP_POOL:-0}"
+RUNDIR=""
+if [ "${BENCH_RUN_DIR:-/dev/shm}" != same ]; then
+	RUNDIR=$(mktemp -d "${BENCH_RUN_DIR:-/dev/shm}/pgsnap-bench-run.XXXXXX")
+	chmod 755 "$RUNDIR"
+	mkdir -p "$PGSNAP_HOME"
+	ln -s "$RUNDIR" "$PGSNAP_HOME/run"
+fi
+# Each case says which pool it wants.
+export PGSNAP_POOL=0
 
 cleanup() {
 	"$PGSNAP" rm --all >/dev/null 2>&1 || true
+	[ -d "$WORK/home-disk" ] && PGSNAP_HOME=$WORK/home-disk "$PGSNAP" rm --all >/dev/null 2>&1
+	[ -n "$RUNDIR" ] && rm -rf "$RUNDIR"
 	# Peer servers left by a failed run: only those on our directories.
 	for pidf in "$WORK"/*/postmaster.pid "$WORK"/*/*/postmaster.pid \
 		"$WORK"/*/*/*/postmaster.pid; do
@@ -173,7 +197,7 @@ fs_of() { df --output=fstype "$1" 2>/dev/null | tail -1 || echo "?"; }
 	echo "# machine: $(nproc) cpu ($(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1)), $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 	echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# postgres: $("$PG_BINDIR/postgres" --version)"
-	echo "# fs: store $WORK on $(fs_of "$WORK"); /dev/shm on $(fs_of /dev/shm)"
+	echo "# fs: snapshots in $WORK on $(fs_of "$WORK"); clones and registry in ${RUNDIR:-$WORK/home/run} on $(fs_of "${RUNDIR:-$WORK}")"
 	echo "# samples: $N per latency case after 1 warm-up; burst $BURST by $BURST_J callers; suite $SUITE tests on $SUITE_J workers"
 } >"$RESULTS"
 cat "$RESULTS" >&2
@@ -197,27 +221,99 @@ if want baseline; then
 fi
 
 # ---- 2. pgsnap new, cold (each engine) and warm (pool) ---------------------
+pooled_n() { "$PGSNAP" ls -a | awk '$3 == "pooled"' | wc -l; }
 if want pgsnap; then
 	say "pgsnap:"
 	"$PGSNAP" rm --all >/dev/null 2>&1 || true
+	"$PGSNAP" new >/dev/null # builds the snapshot: not timed
+	"$PGSNAP" rm --all >/dev/null
 	for m in overlay reflink copy; do
-		if ! err=$(PGSNAP_POOL=0 "$PGSNAP" new -m "$m" 2>&1 >/dev/null); then
+		if ! err=$("$PGSNAP" new -m "$m" 2>&1 >/dev/null); then
 			row na "pgsnap-cold-$m" - - - - - - "unavailable here: $err"
 			say "  pgsnap-cold-$m: unavailable here: $err"
 			continue
 		fi
 		"$PGSNAP" rm --all >/dev/null
-		PGSNAP_POOL=0 timed "pgsnap-cold-$m" "pgsnap new -m $m, no pool" \
+		timed "pgsnap-cold-$m" "pgsnap new -m $m, no pool" \
 			lat -- "$PGSNAP" new -m "$m" --- "$PGSNAP" rm {}
 	done
-	if "$PGSNAP" new --help | grep -q -- '--pool'; then
-		# The pool refills in the background between calls; a test
-		# suite's calls are spaced the same way by the test itself.
-		PGSNAP_POOL=2 timed pgsnap-warm "pgsnap new from the pool (2)" \
-			lat -- "$PGSNAP" new --- "$PGSNAP" rm {}
-		"$PGSNAP" rm --all >/dev/null
+	# The copy engine with the clones on the snapshots' disk (ext4 here),
+	# as issue 6 states its target; a store of its own.
+	if [ -n "$RUNDIR" ]; then
+		h2=$WORK/home-disk
+		if PGSNAP_HOME=$h2 "$PGSNAP" new -m copy >/dev/null 2>"$WORK/err"; then
+			PGSNAP_HOME=$h2 "$PGSNAP" rm --all >/dev/null
+			PGSNAP_HOME=$h2 timed "pgsnap-cold-copy-$(fs_of "$WORK")" \
+				"pgsnap new -m copy, no pool, clones on $(fs_of "$WORK") too" \
+				lat -- "$PGSNAP" new -m copy --- "$PGSNAP" rm {}
+		fi
+		PGSNAP_HOME=$h2 "$PGSNAP" rm --all >/dev/null 2>&1
+	fi
+	# Warm: a pool of 2, full before each call (a test suite's calls are
+	# spaced by its tests; see pgsnap-warm-b2b for calls back to back).
+	PGSNAP_POOL=2 "$PGSNAP" new >/dev/null
+	PGSNAP_POOL=2 timed pgsnap-warm "pgsnap new from a full pool (2)" \
+		lat -b "until [ \$('$PGSNAP' ls -a | awk '\$3 == \"pooled\"' | wc -l) -ge 2 ]; do sleep 0.005; done" \
+		-- "$PGSNAP" new --- "$PGSNAP" rm {}
+	PGSNAP_POOL=2 timed pgsnap-warm-b2b "pgsnap new back to back (pool 2 drains; rm in between)" \
+		lat -- "$PGSNAP" new --- "$PGSNAP" rm {}
+	"$PGSNAP" rm --all >/dev/null
+fi
+
+# ---- 2b. readiness: how soon pgsnap knows, against PQping from outside -----
+# A copy of the snapshot's data, started N times by pgsnap's own wait.
+ready_dir=""
+if want ready || want settings; then
+	"$PGSNAP" new >/dev/null && "$PGSNAP" rm --all >/dev/null
+	ready_dir=$WORK/ready
+	mkdir -p "$ready_dir"
+	cp -a "$PGSNAP_HOME/snapshots/default/data" "$ready_dir/data"
+	[ -n "$PEER_USER" ] && chown -R "$PEER_USER" "$ready_dir"
+	chmod 700 "$ready_dir/data"
+fi
+if want ready; then
+	say "ready:"
+	if s=$("$READY" -n "$N" -p "$ready_dir/data" 2>"$WORK/err"); then
+		set -- $s
+		row val readiness start_median_ms "$2" ms "spawn of postgres to ready known (inotify + pidfd)"
+		row val readiness after_pqping_median_ms "$5" ms "ready known minus first PQPING_OK (PQping every 0.1 ms); <0: pgsnap first"
+		row val readiness after_pqping_p90_ms "$6" ms ""
+		row val readiness after_pqping_max_ms "$8" ms ""
 	else
-		row na pgsnap-warm - - - - - - "no pool in this build"
+		row na readiness - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+fi
+
+# ---- 2c. the settings of the default recipe, one reverted at a time ---------
+# Start (spawn to ready), first query (connect + select 1) and PSS of all
+# the server's processes, medians of N starts on the same data directory.
+if want settings; then
+	say "settings:"
+	# name|options: the recipe, then each setting back at PostgreSQL's
+	# default, then all of them, then candidates the recipe does not take.
+	cat >"$WORK/variants" <<-'EOF'
+	recipe|
+	shared_buffers=128MB|-c shared_buffers=128MB
+	max_connections=100|-c max_connections=100
+	durable|-c fsync=on -c synchronous_commit=on -c full_page_writes=on
+	wal_level=replica|-c wal_level=replica -c max_wal_senders=10
+	max_logical_repl_workers=4|-c max_logical_replication_workers=4
+	jit=on|-c jit=on
+	pg-defaults|-c shared_buffers=128MB -c max_connections=100 -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c wal_level=replica -c max_wal_senders=10 -c max_logical_replication_workers=4 -c jit=on
+	(not taken) autovacuum=off|-c autovacuum=off
+	(not taken) max_worker_processes=2|-c max_worker_processes=2
+	EOF
+	set --
+	while IFS='|' read -r name opts; do set -- "$@" -o "$opts"; done <"$WORK/variants"
+	if "$READY" -n "$N" "$@" "$ready_dir/data" >"$WORK/s" 2>"$WORK/err"; then
+		paste -d'|' "$WORK/variants" "$WORK/s" | while IFS='|' read -r name opts line; do
+			set -- $line
+			row val "settings:$name" start_ms "$2" ms "${opts:-the recipe as shipped}"
+			row val "settings:$name" first_query_ms "$3" ms ""
+			row val "settings:$name" pss_kib "$4" KiB ""
+		done
+	else
+		row na settings - - - - - - "failed: $(tail -1 "$WORK/err")"
 	fi
 fi
 
@@ -261,12 +357,35 @@ if want template; then
 	done
 fi
 
-# ---- 5. a burst: BURST news by BURST_J concurrent callers -------------------
+# ---- 5. a test suite: SUITE tests, each a fresh DB + 5 queries --------------
+if want suite; then
+	say "suite:"
+	# A pool as deep as the workers are many.
+	if s=$(PGSNAP_POOL=$SUITE_J "$TIMER" suite -n "$SUITE" -j "$SUITE_J" -- "$PGSNAP" new \
+		--- "$PGSNAP" rm {} 2>"$WORK/err"); then
+		set -- $s
+		row val "suite-$SUITE-pgsnap" wall_ms "$2" ms "$SUITE tests on $SUITE_J workers: pgsnap new (pool $SUITE_J), 5 queries, pgsnap rm"
+	else
+		row na "suite-$SUITE-pgsnap" - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	for st in WAL_LOG FILE_COPY; do
+		if s=$("$TIMER" suite -n "$SUITE" -j "$SUITE_J" -d "$tpl_url" \
+			-T bench_tpl -S "$st" 2>"$WORK/err"); then
+			set -- $s
+			row val "suite-$SUITE-template-$st" wall_ms "$2" ms "CREATE DATABASE TEMPLATE ($st), 5 queries, DROP DATABASE"
+		else
+			row na "suite-$SUITE-template-$st" - - - - - - "failed: $(tail -1 "$WORK/err")"
+		fi
+	done
+fi
+[ -n "$tpl_url" ] && { "$PGSNAP" rm "$tpl_url" >/dev/null 2>&1 || true; }
+
+# ---- 6. a burst: BURST news by BURST_J concurrent callers -------------------
 if want burst; then
 	say "burst:"
 	"$PGSNAP" rm --all >/dev/null 2>&1 || true
 	avail0=$(awk '/^MemAvailable/ {print $2}' /proc/meminfo)
-	if s=$("$TIMER" burst -n "$BURST" -j "$BURST_J" -s "$SAMPLES/burst" \
+	if s=$(PGSNAP_POOL=2 "$TIMER" burst -n "$BURST" -j "$BURST_J" -s "$SAMPLES/burst" \
 		-- "$PGSNAP" new 2>"$WORK/err"); then
 		set -- $s
 		avail1=$(awk '/^MemAvailable/ {print $2}' /proc/meminfo)
@@ -293,28 +412,6 @@ if want burst; then
 	fi
 	"$PGSNAP" rm --all >/dev/null 2>&1 || true
 fi
-
-# ---- 6. a test suite: SUITE tests, each a fresh DB + 5 queries --------------
-if want suite; then
-	say "suite:"
-	if s=$("$TIMER" suite -n "$SUITE" -j "$SUITE_J" -- "$PGSNAP" new \
-		--- "$PGSNAP" rm {} 2>"$WORK/err"); then
-		set -- $s
-		row val "suite-$SUITE-pgsnap" wall_ms "$2" ms "$SUITE tests on $SUITE_J workers: pgsnap new, 5 queries, pgsnap rm"
-	else
-		row na "suite-$SUITE-pgsnap" - - - - - - "failed: $(tail -1 "$WORK/err")"
-	fi
-	for st in WAL_LOG FILE_COPY; do
-		if s=$("$TIMER" suite -n "$SUITE" -j "$SUITE_J" -d "$tpl_url" \
-			-T bench_tpl -S "$st" 2>"$WORK/err"); then
-			set -- $s
-			row val "suite-$SUITE-template-$st" wall_ms "$2" ms "CREATE DATABASE TEMPLATE ($st), 5 queries, DROP DATABASE"
-		else
-			row na "suite-$SUITE-template-$st" - - - - - - "failed: $(tail -1 "$WORK/err")"
-		fi
-	done
-fi
-[ -n "$tpl_url" ] && "$PGSNAP" rm "$tpl_url" >/dev/null 2>&1
 
 # ---- 7. the other engineers' benchmarks -----------------------------------
 if want topics; then
