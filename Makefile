@@ -88,6 +88,9 @@ $(B)/test/%: test/unit/%.c $(B)/libpgsnap.a test/unit/tap.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -o $@ $< $(B)/libpgsnap.a $(LIBS)
 
+# unit_output tests cmd/output.c, which it includes.
+$(B)/test/unit_output: cmd/output.c cmd/cmd.h
+
 # The same code built with AddressSanitizer and UBSan, for the test suite.
 .PHONY: asan
 asan:
