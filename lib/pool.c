@@ -39,6 +39,7 @@
 #define POOL_TTL_DEFAULT 300
 #define KEEPER_STOP_MS 15000
 #define KEEPER_FAILURES 3
+#define KEEPER_PARALLEL 2
 #define NEW_N_THREADS 4
 
 void pool_sig(const pgsnap_new_opts *o, const char *snap, const char *snapdir,
@@ -238,6 +239,22 @@ static void drain_pool(pgsnap_store *s, const char *sig)
 	free(v);
 }
 
+typedef struct refill {
+	pgsnap_store *s;
+	const pgsnap_new_opts *o;
+	pgsnap_clone c;
+	pgsnap_error err;
+	bool started;
+	int r;
+} refill;
+
+static void *refill_one(void *arg)
+{
+	refill *j = arg;
+	j->r = clone_new(j->s, j->o, true, &j->c, &j->err);
+	return NULL;
+}
+
 static bool stop_asked(int sfd)
 {
 	struct signalfd_siginfo si;
@@ -299,28 +316,56 @@ int pgsnap_pool_keep(pgsnap_store *s, const pgsnap_new_opts *opts,
 			break;
 		}
 		if (have < size) {
-			pgsnap_clone c;
-			pgsnap_error e2;
+			refill job[KEEPER_PARALLEL];
+			pthread_t th[KEEPER_PARALLEL];
+			int k, nj = size - have, nok = 0;
+			bool other = false;
 
 			/* A handout (or our start): the pool is in use. */
 			last_use = mono_us() / 1000;
-			r = clone_new(s, &o, true, &c, &e2);
-			if (r < 0) {
-				if (++failures >= KEEPER_FAILURES) {
-					if (err)
-						*err = e2;
-					break;
-				}
-				continue;
+			/* Two at a time: a server start waits on its own
+			 * processes, so two cores take two starts. */
+			if (nj > KEEPER_PARALLEL)
+				nj = KEEPER_PARALLEL;
+			for (k = 0; k < nj; k++) {
+				job[k].s = s;
+				job[k].o = &o;
+				if (k && pthread_create(&th[k], NULL, refill_one,
+							&job[k]) != 0)
+					job[k].started = false;
+				else
+					job[k].started = true;
 			}
-			failures = 0;
-			r = 0;
-			/* The snapshot was replaced under us: its clones are
-			 * another variant, for another keeper. */
-			if (strcmp(c.opts_sig, sig)) {
-				clone_rm_pooled(s, c.id, NULL);
+			refill_one(&job[0]);
+			for (k = 1; k < nj; k++)
+				if (job[k].started)
+					pthread_join(th[k], NULL);
+				else
+					refill_one(&job[k]);
+			for (k = 0; k < nj; k++) {
+				if (job[k].r < 0) {
+					if (err)
+						*err = job[k].err;
+					continue;
+				}
+				nok++;
+				/* The snapshot was replaced under us: its
+				 * clones are another variant, for another
+				 * keeper. */
+				if (strcmp(job[k].c.opts_sig, sig)) {
+					clone_rm_pooled(s, job[k].c.id, NULL);
+					other = true;
+				}
+			}
+			if (other)
+				break;
+			if (!nok && ++failures >= KEEPER_FAILURES) {
+				r = -EIO;
 				break;
 			}
+			if (nok)
+				failures = 0;
+			r = 0;
 			continue;
 		}
 		left = last_use + ttl * 1000 - mono_us() / 1000;
