@@ -244,6 +244,25 @@ int count_clients(pid_t postmaster)
 	return n;
 }
 
+static bool proc_stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && (p[1] == ' ') && (p[2] == 'T' || p[2] == 't');
+}
+
 /* ---- judging ------------------------------------------------------------ */
 
 static int add_victim(gc_pass *g, const pgsnap_clone *c, enum action a,
@@ -309,7 +328,8 @@ static const char *judge(gc_pass *g, const pgsnap_clone *c, bool *other_boot)
 		return "made before the last reboot";
 	}
 	if (!strcmp(c->state, "kept"))
-		return NULL;
+		return dir_exists(c->dir) ? NULL :
+			"a kept clone whose directory is gone";
 	if (!strcmp(c->state, "starting") || !strcmp(c->state, "stopping")) {
 		if (proc_alive(c->creator, c->creator_start))
 			return NULL;
@@ -325,7 +345,9 @@ static const char *judge(gc_pass *g, const pgsnap_clone *c, bool *other_boot)
 		return "its owner process ended";
 	t = effective_timeout(c);
 	if (t > 0 && g->now >= c->created_ms + (int64_t)t * 1000) {
-		if (count_clients(c->pid) == 0)
+		/* A stopped server (snapshot save pauses one while it copies
+		 * the files) counts as in use. */
+		if (!proc_stopped(c->pid) && count_clients(c->pid) == 0)
 			return "its time limit is up and no client is "
 			       "connected";
 		g->res->busy = true;

@@ -60,6 +60,17 @@ t_gone=$(ms)
 diag "removed $((t_gone - t_disc)) ms after the client disconnected"
 ok "$(! alive "$pid"; echo $?)" "its server is stopped"
 
+# A paused server (snapshot save stops one with SIGSTOP while it copies)
+# is in use: it outlives its time until it runs again.
+u=$("$PGSNAP" new -w 1)
+id=$(id_of "$u")
+pid=$(clone_pid "$u")
+kill -STOP "$pid"
+sleep 2.5
+"$PGSNAP" ls | grep -q "^$id .* ready "; ok $? "a -w 1 clone whose server is stopped (SIGSTOP) stays ready past its time"
+kill -CONT "$pid"
+until_ok 5 unlisted "$id"; ok $? "and goes once it runs again"
+
 # -k: the data directory stays for inspection, no server, shown as kept.
 u=$("$PGSNAP" new -w 1 -k)
 id=$(id_of "$u")
