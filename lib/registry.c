@@ -24,9 +24,10 @@ static const struct field {
 	const char *key;
 	enum ftype type;
 	size_t off, size;
+	size_t klen;
 } fields[] = {
-#define S(k) { #k, F_STR, offsetof(pgsnap_clone, k), sizeof(((pgsnap_clone *)0)->k) }
-#define N(k, t) { #k, t, offsetof(pgsnap_clone, k), 0 }
+#define S(k) { #k, F_STR, offsetof(pgsnap_clone, k), sizeof(((pgsnap_clone *)0)->k), sizeof(#k) - 1 }
+#define N(k, t) { #k, t, offsetof(pgsnap_clone, k), 0, sizeof(#k) - 1 }
 	S(id), S(snapshot), S(method), S(state), S(user), S(dbname),
 	S(password), S(os_user), S(dir), S(datadir), S(sockdir), S(host),
 	N(port, F_INT), N(pid, F_PID), N(pid_start, F_ULL), N(owner, F_PID),
@@ -126,6 +127,7 @@ static int parse_line(const char *p, size_t len, pgsnap_clone *c)
 {
 	const char *end = p + len;
 	uint64_t seen = 0;
+	size_t hint = 0, k;
 
 	memset(c, 0, sizeof(*c));
 	/* We never write a NUL byte: one here is damage, not data. */
@@ -139,9 +141,13 @@ static int parse_line(const char *p, size_t len, pgsnap_clone *c)
 		eq = memchr(p, '=', flen);
 		if (!eq)
 			return -EINVAL;
-		for (i = 0; i < ARRAY_SIZE(fields); i++) {
-			if (strlen(fields[i].key) == (size_t)(eq - p) &&
+		/* Lines list the fields in table order: start looking after
+		 * the last one found (the lock is held while we parse). */
+		for (k = 0; k < ARRAY_SIZE(fields); k++) {
+			i = (hint + k) % ARRAY_SIZE(fields);
+			if (fields[i].klen == (size_t)(eq - p) &&
 			    !memcmp(fields[i].key, p, (size_t)(eq - p))) {
+				hint = i + 1;
 				int r;
 				/* A key twice: which one is true?  Refuse. */
 				if (seen & (1ULL << i))
@@ -171,6 +177,42 @@ static int check_header(const char *text, size_t len, pgsnap_error *err)
 		return pgsnap_err(err, EPROTO, "written by a newer pgsnap "
 				  "(format %c)", text[strlen(magic)]);
 	return pgsnap_err(err, EINVAL, "not a pgsnap registry (bad header)");
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp((*(const pgsnap_clone *const *)a)->id,
+		      (*(const pgsnap_clone *const *)b)->id);
+}
+
+/* The index of a record whose id another one has too, or -1. */
+static int find_duplicate(const pgsnap_clone *v, size_t n)
+{
+	const pgsnap_clone **p;
+	size_t i;
+	int r = -1;
+
+	if (n < 2)
+		return -1;
+	p = malloc(n * sizeof(*p));
+	if (!p) {
+		/* No memory for the fast way: the slow one. */
+		for (i = 1; i < n && r < 0; i++) {
+			size_t j;
+			for (j = 0; j < i; j++)
+				if (!strcmp(v[i].id, v[j].id))
+					r = (int)i;
+		}
+		return r;
+	}
+	for (i = 0; i < n; i++)
+		p[i] = &v[i];
+	qsort(p, n, sizeof(*p), cmp_id);
+	for (i = 1; i < n && r < 0; i++)
+		if (!strcmp(p[i]->id, p[i - 1]->id))
+			r = (int)(p[i] - v);
+	free(p);
+	return r;
 }
 
 /* Parse; with salvage, skip what does not parse (counted in *dropped)
@@ -224,8 +266,9 @@ static int parse_text(const char *text, size_t len, bool salvage,
 			v = nv;
 		}
 		r = parse_line(p, (size_t)(nl - p), &v[cnt]);
-		/* Two records with one id would hand out one clone twice. */
-		for (i = 0; r == 0 && i < cnt; i++)
+		/* Two records with one id would hand out one clone twice.
+		 * (The common case is checked once, below, in n log n.) */
+		for (i = 0; salvage && r == 0 && i < cnt; i++)
 			if (!strcmp(v[i].id, v[cnt].id))
 				r = -EEXIST;
 		p = nl + 1;
@@ -240,6 +283,12 @@ static int parse_text(const char *text, size_t len, bool salvage,
 					  "malformed");
 		}
 		cnt++;
+	}
+	if (!salvage && (r = find_duplicate(v, cnt)) >= 0) {
+		pgsnap_err(err, EINVAL, "record %d is a duplicate (id %s)",
+			   r + 1, v[r].id);
+		free(v);
+		return -EINVAL;
 	}
 	*recs = v;
 	*n = cnt;
@@ -265,6 +314,30 @@ static void put_escaped(char **o, const char *s)
 	}
 }
 
+/* Decimal without printf: format runs under the lock, once per field. */
+static void put_u64(char **o, unsigned long long v)
+{
+	char tmp[24];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*(*o)++ = tmp[--n];
+}
+
+static void put_i64(char **o, long long v)
+{
+	if (v < 0) {
+		*(*o)++ = '-';
+		put_u64(o, 0ULL - (unsigned long long)v);
+	} else {
+		put_u64(o, (unsigned long long)v);
+	}
+}
+
 char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len)
 {
 	size_t cap = strlen(HEADER) + 1, i, j;
@@ -275,33 +348,36 @@ char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len)
 	buf = malloc(cap);
 	if (!buf)
 		return NULL;
-	o = buf + sprintf(buf, "%s", HEADER);
+	memcpy(buf, HEADER, strlen(HEADER));
+	o = buf + strlen(HEADER);
 	for (i = 0; i < n; i++) {
 		const char *c = (const char *)&recs[i];
 		for (j = 0; j < ARRAY_SIZE(fields); j++) {
 			const struct field *f = &fields[j];
 			const void *v = c + f->off;
-			o += sprintf(o, "%s%s=", j ? "\t" : "", f->key);
+			if (j)
+				*o++ = '\t';
+			memcpy(o, f->key, f->klen);
+			o += f->klen;
+			*o++ = '=';
 			switch (f->type) {
 			case F_STR:
 				put_escaped(&o, v);
 				break;
 			case F_INT:
-				o += sprintf(o, "%d", *(const int *)v);
+				put_i64(&o, *(const int *)v);
 				break;
 			case F_PID:
-				o += sprintf(o, "%d", (int)*(const pid_t *)v);
+				put_i64(&o, *(const pid_t *)v);
 				break;
 			case F_LONG:
-				o += sprintf(o, "%ld", *(const long *)v);
+				put_i64(&o, *(const long *)v);
 				break;
 			case F_ULL:
-				o += sprintf(o, "%llu",
-					     *(const unsigned long long *)v);
+				put_u64(&o, *(const unsigned long long *)v);
 				break;
 			case F_I64:
-				o += sprintf(o, "%lld",
-					     (long long)*(const int64_t *)v);
+				put_i64(&o, (long long)*(const int64_t *)v);
 				break;
 			}
 		}
