@@ -100,6 +100,8 @@ trap 'exit 130' INT TERM
 sh -c 'sleep "$1" >/dev/null 2>&1; echo "not ok - timed out after $1s"; kill -TERM "$2"' \
 	watchdog "${TEST_TIMEOUT:-300}" $$ 2>/dev/null &
 _tap_watchdog=$!
+# (disowned: a test's bare `wait` for its own jobs must not wait for it)
+disown "$_tap_watchdog" 2>/dev/null || true
 
 # Helpers for clones ---------------------------------------------------
 
