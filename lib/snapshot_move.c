@@ -229,6 +229,7 @@ int pgsnap_snapshot_save(pgsnap_store *s, const char *ref, const char *name,
 	sha256_ctx hc;
 	pgsnap_clone c;
 	snap_meta m = { 0 };
+	sigset_t block, saved;
 	PGconn *conn;
 	int r, r2;
 
@@ -250,11 +251,26 @@ int pgsnap_snapshot_save(pgsnap_store *s, const char *ref, const char *name,
 	if ((r = snap_build_dir(s, name, build, sizeof(build), err)) < 0)
 		return r;
 	/* The postmaster leads its own session (setsid at start): its group
-	 * is the server. */
+	 * is the server, and only the server. */
+	if (getpgid(c.pid) != c.pid) {
+		r = pgsnap_err(err, EPERM, "clone %s: server %d does not lead "
+			       "its process group; not pausing it", c.id,
+			       (int)c.pid);
+		goto fail;
+	}
+	/* Until the group runs again, a ^C or a CI timeout must not leave the
+	 * clone paused forever: those signals wait for SIGCONT. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &block, &saved);
 	r = freeze(c.pid, err);
 	if (r == 0)
 		r = copy_datadir(s, c.datadir, build, err);
 	r2 = kill(-c.pid, SIGCONT) < 0 ? -errno : 0;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
 	if (r == 0 && r2 < 0)
 		r = pgsnap_errno(err, r2, "cannot resume clone %s", c.id);
 	if (r < 0)

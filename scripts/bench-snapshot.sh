@@ -165,6 +165,7 @@ ratio() { # ratio A B: A's median / B's median
 		echo "  CREATE DATABASE TEMPLATE FILE_COPY: $(ratio snap100-template-FILE_COPY "$best")"
 		echo "  fresh server + load schema:         $(ratio snap100-fresh-load "$best")"
 		echo "  pgsnap new -m copy:                 $(ratio snap100-pgsnap-copy "$best")"
+		echo "  (size: this snapshot vs the small default one, same method: $(ratio "$best" now-none))"
 	fi
 	echo "mock time: baked $(med now-baked) ms vs at new $(med now-at-new) ms (plain new $(med now-none) ms)"
 } | tee "$BENCH_WORK/summary" >&2
