@@ -448,8 +448,17 @@ static int sql_error(const recipe_step *st, const char *logp, int status,
 	const char *p, *e, *colon;
 	int line = 0, inner = 0;
 
-	if (read_file(logp, 4 << 20, &log, NULL) < 0 ||
-	    !(p = strstr(log, "psql:")) || !(e = strstr(p, ": ERROR:"))) {
+	/* The first error line; notices before it carry "psql:FILE:LINE:"
+	 * too. */
+	p = NULL;
+	if (read_file(logp, 4 << 20, &log, NULL) == 0 &&
+	    (e = strstr(log, ": ERROR:"))) {
+		for (p = e; p > log && p[-1] != '\n'; p--)
+			;
+		if (strncmp(p, "psql:", 5))
+			p = NULL;
+	}
+	if (!p) {
 		log_tail(logp, 4, tail, sizeof(tail));
 		return pgsnap_err(err, EIO, "sql %s: psql failed (exit %d): %s",
 				  st->shown, status, tail[0] ? tail : "no output");

@@ -95,6 +95,7 @@ unlike "$err" "built" "a third one finds it up to date"
 
 # A broken SQL file: file, line, the server's message; nothing left.
 cat >db/broken.sql <<'SQL'
+create table if not exists users(id int);
 create table t(a int);
 select
   a,
@@ -103,8 +104,8 @@ from t;
 SQL
 run "$PGSNAP" snapshot build broken -f db/schema.sql -f db/broken.sql
 is "$rc" 1 "a broken SQL file fails with exit 1"
-like "$err" "db/broken.sql, line 4: ERROR: column \"no_such_column\" does not exist" \
-	"naming the file, the line and the server's message"
+like "$err" "db/broken.sql, line 5: ERROR: column \"no_such_column\" does not exist" \
+	"naming the file, the line and the server's message (past a NOTICE)"
 is "$(printf '%s\n' "$err" | wc -l)" 1 "in one line"
 ok "$([ ! -e "$PGSNAP_HOME/snapshots/broken" ]; echo $?)" "no snapshot is left"
 is "$(ls -a "$PGSNAP_HOME/snapshots" | grep -c '^\.build-')" 0 "no build directory"
