@@ -38,6 +38,13 @@ is "$(stat -c '%a' "$PGSNAP_HOME/run/registry")" 600 "registry: 0600 (it holds t
 is "$(stat -c '%a' "$PGSNAP_HOME/run/registry.lock")" 600 "registry lock: 0600"
 is "$(stat -c '%a' "$dir/log")" 600 "server log: 0600"
 
+# Every clone, pooled ones included, and every file of the store.
+for d in $(tr '\t' '\n' <"$PGSNAP_HOME/run/registry" | sed -n 's/^\(dir\|sockdir\)=//p'); do
+	is "$(stat -c '%a' "$d")" 700 "0700: ${d#$PGSNAP_HOME/}"
+done
+is "$(find "$PGSNAP_HOME" -not -type s -not -type l -perm /022 -printf '%m %p\n' 2>/dev/null)" "" \
+	"nothing in the store is writable by group or others (sockets aside, inside 0700 directories)"
+
 # --- TCP: loopback only, SCRAM, a random password -----------------------
 listen=$(ss -Hltn "sport = :$port" | awk '{ print $4 }' | sort | tr '\n' ' ')
 is "$listen" "127.0.0.1:$port " "-t listens on 127.0.0.1 only, not on every interface"
@@ -123,6 +130,15 @@ for f in "$data" "$data/PG_VERSION" "$dir" "$dir/log" "$PGSNAP_HOME/run/registry
 done
 run as_intruder ls "$data"
 like "$err" 'Permission denied' "intruder cannot list the data directory"
+# Whatever the intruder can read in the store holds no clone's password.
+pws=$(tr '\t' '\n' <"$PGSNAP_HOME/run/registry" | sed -n 's/^password=//p' | grep .)
+like "$pws" '[0-9a-f]{24}' "(the store has TCP clones with passwords to look for)"
+readable=$(as_intruder find "$PGSNAP_HOME" -type f -readable 2>/dev/null)
+leak=
+for f in $readable; do
+	grep -qF -f <(printf '%s\n' "$pws") "$f" 2>/dev/null && leak="$leak $f"
+done
+is "$leak" "" "no file the intruder can read holds a password ($(printf '%s\n' $readable | wc -l) readable files checked)"
 
 mkdir -p "$TEST_TMP/theirs" && chown "$intruder" "$TEST_TMP/theirs"
 PGSNAP_HOME=$TEST_TMP/theirs run "$PGSNAP" ls
