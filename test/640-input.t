@@ -62,6 +62,34 @@ is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "the refused clones left no di
 is "$(grep -c '^id=' "$PGSNAP_HOME/run/registry")" 0 "nor a registry record"
 is "$(servers_under "$PGSNAP_HOME")" 0 "nor a server"
 
+# --- hostile snapshot archives --------------------------------------------
+# A symlink out of the archive and a file through it; a '..' member; an
+# absolute one.  The target is writable by everyone, so only pgsnap (and
+# tar as it runs it) stands in the way.
+odir=$TEST_TMP/outside
+mkdir -p "$odir" "$TEST_TMP/evil/data" && chmod 777 "$odir" && chmod 755 "$TEST_TMP"
+(
+	cd "$TEST_TMP/evil" && echo format=1 >meta && ln -s "$odir" data/l &&
+	tar cf ../evil-link.tar meta data/l && mkdir -p d2/l && echo pwned >d2/l/pwned &&
+	tar rf ../evil-link.tar --transform 's,^d2,data,' d2/l/pwned
+)
+/usr/bin/python3 - "$TEST_TMP/evil-dotdot.tar" "$odir" <<'PY'
+import io, sys, tarfile
+t = tarfile.open(sys.argv[1], "w")
+for name, data in [("meta", b"format=1\n"), ("data/../../../.." + sys.argv[2] + "/escape", b"x"),
+                   (sys.argv[2] + "/abs", b"x")]:
+    ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+t.close()
+PY
+for a in evil-link evil-dotdot; do
+	run "$PGSNAP" snapshot import "$TEST_TMP/$a.tar" "imp-$a"
+	is "$rc" 1 "snapshot import of $a.tar fails"
+	one_line "import $a.tar"
+	is "$(ls -A "$odir")" "" "import $a.tar wrote nothing outside the store"
+	ok "$([ ! -e "$PGSNAP_HOME/snapshots/imp-$a" ]; echo $?)" "import $a.tar left no snapshot"
+done
+is "$(ls -A "$PGSNAP_HOME/snapshots" | grep -c '^\.build')" 0 "nor a half-made one"
+
 # --- a damaged registry ---------------------------------------------------
 run "$PGSNAP" new
 is "$rc" 0 "a clone to damage the registry around"
