@@ -13,7 +13,10 @@
  * With uring, a big file (1 MB or more) on the golden's own filesystem is
  * reflinked when that filesystem can (XFS, btrfs): `cp -a` does as much
  * through copy_file_range, and no copy should lose to it.
- * PGSNAP_COPY_IMPL=uring|cfr2|write2 picks one (for the bench); the
+ *   uringfix  uring with the image registered as fixed buffers (only
+ *           where the image is on tmpfs: pages of a disk file cannot be
+ *           pinned for writing); measured against uring by the bench.
+ * PGSNAP_COPY_IMPL=uring|cfr2|write2|uringfix picks one; the
  * default is the one the bench found fastest.  Files are created as the
  * server user (setfsuid, per thread), never as root and then chowned, and
  * with O_EXCL; only the bytes before a file's trailing zeros are written,
@@ -32,8 +35,9 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
-enum copy_impl { IMPL_URING, IMPL_CFR2, IMPL_WRITE2 };
-static const char *const impl_names[] = { "uring", "cfr2", "write2" };
+enum copy_impl { IMPL_URING, IMPL_CFR2, IMPL_WRITE2, IMPL_URINGFIX };
+static const char *const impl_names[] = { "uring", "cfr2", "write2",
+					  "uringfix" };
 #define IMPL_DEFAULT IMPL_URING
 
 #define QD 128
@@ -77,7 +81,7 @@ typedef struct image {
 } image;
 
 static int image_map(const clone_job *job, const manifest *m, image *im,
-		     pgsnap_error *err)
+		     bool writable, pgsnap_error *err)
 {
 	char path[700];
 	cleanup_close int fd = -1;
@@ -89,14 +93,17 @@ static int image_map(const clone_job *job, const manifest *m, image *im,
 	if (!im->len)
 		return 0;
 	snprintf(path, sizeof(path), "%s/" MANIFEST_IMAGE, job->snapdir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Registering buffers pins them for writing: only a writable
+	 * shared mapping (of tmpfs or hugetlbfs pages) can be pinned. */
+	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
 		return pgsnap_errno(err, errno, "cannot open %s", path);
 	/* Pages past the end of a short file fault with SIGBUS. */
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < m->image_bytes)
 		return pgsnap_err(err, EINVAL, "%s is shorter than its manifest "
 				  "says (rebuild the snapshot)", path);
-	p = mmap(NULL, im->len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	p = mmap(NULL, im->len, PROT_READ | (writable ? PROT_WRITE : 0),
+		 MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (p == MAP_FAILED)
 		return pgsnap_errno(err, errno, "cannot map %s", path);
 	im->p = p;
@@ -142,21 +149,32 @@ typedef struct uring_copy {
 	int free_[QD], nfree;
 	unsigned inflight;
 	const image *im;
+	bool fixed;             /* the image is registered */
 	const char *datadir;
 	pgsnap_error *err;
 	int r;
 } uring_copy;
 
+#define FIXED_BUF (1ul << 30)
+
 static void queue_write(uring_copy *u, int i)
 {
 	slot *s = &u->slots[i];
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+	uint64_t pos = s->e->off + s->done, left = s->e->len - s->done;
+	unsigned len = left > (1u << 30) ? 1u << 30 : (unsigned)left;
 
 	/* There is always room: one SQE per slot, QD slots. */
-	io_uring_prep_write(sqe, s->fd, u->im->p + s->e->off + s->done,
-			    (unsigned)(s->e->len - s->done > (1u << 30) ?
-				       1u << 30 : s->e->len - s->done),
-			    s->done);
+	if (u->fixed) {
+		/* A write stays inside one registered buffer. */
+		uint64_t end = (pos / FIXED_BUF + 1) * FIXED_BUF;
+		if (pos + len > end)
+			len = (unsigned)(end - pos);
+		io_uring_prep_write_fixed(sqe, s->fd, u->im->p + pos, len,
+					  s->done, (int)(pos / FIXED_BUF));
+	} else {
+		io_uring_prep_write(sqe, s->fd, u->im->p + pos, len, s->done);
+	}
 	/* Straight to the kernel's workers: they write while this thread
 	 * creates the next files (inline, the writes would only serialise
 	 * behind the creates). */
@@ -230,7 +248,7 @@ static int try_reflink(int golden, int fd, const manifest_entry *e,
 }
 
 static int uring_files(int root, int golden, const manifest *m,
-		       const image *im, const char *datadir,
+		       const image *im, bool fixed, const char *datadir,
 		       pgsnap_error *err)
 {
 	bool reflinks = true;
@@ -248,6 +266,29 @@ static int uring_files(int root, int golden, const manifest *m,
 	if (r < 0) {
 		free(u);
 		return pgsnap_errno(err, r, "cannot set up io_uring");
+	}
+	if (fixed && im->len) {
+		/* One registered buffer per GB (the kernel's limit). */
+		struct iovec iov[64];
+		unsigned nb = 0;
+		size_t off;
+
+		for (off = 0; off < im->len && nb < ARRAY_SIZE(iov); nb++) {
+			iov[nb].iov_base = (void *)(im->p + off);
+			iov[nb].iov_len = im->len - off < FIXED_BUF ?
+					  im->len - off : FIXED_BUF;
+			off += iov[nb].iov_len;
+		}
+		r = off < im->len ? -E2BIG :
+			io_uring_register_buffers(&u->ring, iov, nb);
+		if (r < 0) {
+			io_uring_queue_exit(&u->ring);
+			free(u);
+			return pgsnap_errno(err, r, "cannot register the "
+				"snapshot image as io_uring buffers (it must "
+				"be on tmpfs or hugetlbfs, at most 64 GB)");
+		}
+		u->fixed = true;
 	}
 	for (k = 0; k < QD; k++)
 		u->free_[k] = QD - 1 - k;
@@ -463,16 +504,18 @@ static int copy_clone(clone_job *job, pgsnap_error *err)
 
 	if ((r = manifest_load(job->snapdir, &m, err)) < 0)
 		return r;
-	if (impl != IMPL_CFR2 && (r = image_map(job, &m, &im, err)) < 0) {
+	if (impl != IMPL_CFR2 &&
+	    (r = image_map(job, &m, &im, impl == IMPL_URINGFIX, err)) < 0) {
 		manifest_free(&m);
 		return r;
 	}
 	ids = fs_become(job->store);
 	r = clone_make_tree(job, &m, &root, err);
-	if (r == 0 && impl == IMPL_URING) {
+	if (r == 0 && (impl == IMPL_URING || impl == IMPL_URINGFIX)) {
 		cleanup_close int golden = same_fs(job->golden, job->dir) ?
 			open(job->golden, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-		r = uring_files(root, golden, &m, &im, job->datadir, err);
+		r = uring_files(root, golden, &m, &im, impl == IMPL_URINGFIX,
+				job->datadir, err);
 	}
 	else if (r == 0)
 		r = thread_files(job, root, &m, &im, impl == IMPL_CFR2, err);

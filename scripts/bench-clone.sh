@@ -80,7 +80,7 @@ TAB=$W/table
 # line SECTION FS WHAT STATS...
 line() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TAB"; }
 
-ENGINES="overlay reflink copy:uring copy:cfr2 copy:write2 cp-a"
+ENGINES="overlay reflink copy:uring copy:uringfix copy:cfr2 copy:write2 cp-a"
 
 # clone_times FS HOME SNAPSHOT WHAT N
 clone_times() {
@@ -113,32 +113,21 @@ first_query() {
 	row lat "clone-first-query-$fs-$snap-$what" $(stats <"$W/q" | awk '{ print $1, $2, $3, $4, $5, "-" }') "new -m $what + $sql"
 }
 
-# make_big HOME: a snapshot "big" with a LARGE_GB table, from a clone
-# stopped cleanly; BIG_SRC remembers it for the other filesystems.
+# make_big HOME: a snapshot "big" with a LARGE_GB table (pgsnap snapshot
+# save of a clone); BIG_SRC remembers it for the other filesystems.
 BIG_SRC=""
 make_big() {
-	local h=$1 u id pid d
-	mkdir -p "$h/snapshots/big"
-	# The server user owns snapshots (pgsnap writes the manifest as it).
-	chown "$(stat -c %u:%g "$h/snapshots")" "$h/snapshots/big"
+	local h=$1 u
 	if [ -n "$BIG_SRC" ]; then
-		cp -a "$BIG_SRC" "$h/snapshots/big/data"
-	else
-		u=$(PGSNAP_HOME=$h "$PGSNAP" new -m copy) || return 1
-		"$PG_BINDIR/psql" -X -qAt -d "$u" -c "create table big as select g, repeat(md5(g::text), 30) pad
-			from generate_series(1, $((LARGE_GB * 1000000))) g; checkpoint" >/dev/null || return 1
-		id=$(PGSNAP_HOME=$h "$PGSNAP" ls | awk -v u="$u" '$NF == u { print $1 }')
-		pid=$(PGSNAP_HOME=$h "$PGSNAP" ls | awk -v u="$u" '$NF == u { print $4 }')
-		kill -INT "$pid"
-		while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-		d=$h/run/clones/$id/data
-		rm -f "$d/postmaster.opts"
-		mv "$d" "$h/snapshots/big/data"
-		PGSNAP_HOME=$h "$PGSNAP" rm "$id" >/dev/null 2>&1
-		BIG_SRC=$h/snapshots/big/data
+		cp -a "$BIG_SRC" "$h/snapshots/big"
+		return
 	fi
-	cp -a "$h/snapshots/default/meta" "$h/snapshots/big/meta.tmp"
-	"$CB" prepare "$h" big && mv "$h/snapshots/big/meta.tmp" "$h/snapshots/big/meta"
+	u=$(PGSNAP_HOME=$h "$PGSNAP" new -m copy) || return 1
+	"$PG_BINDIR/psql" -X -qAt -d "$u" -c "create table big as select g, repeat(md5(g::text), 30) pad
+		from generate_series(1, $((LARGE_GB * 1000000))) g; checkpoint" >/dev/null || return 1
+	PGSNAP_HOME=$h "$PGSNAP" snapshot save "$u" big >/dev/null || return 1
+	PGSNAP_HOME=$h "$PGSNAP" rm "$u" >/dev/null 2>&1
+	BIG_SRC=$h/snapshots/big
 }
 
 if [ "$(id -u)" != 0 ]; then

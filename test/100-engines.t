@@ -67,6 +67,18 @@ for fs in tmpfs ext4 xfs; do
 	done
 done
 
+# The other copy variants (the bench compares them) make the same clone.
+export PGSNAP_HOME=$TEST_TMP/tmpfs/home
+for impl in cfr2 write2 uringfix; do
+	run env PGSNAP_COPY_IMPL=$impl "$PGSNAP" new -m copy
+	is "$rc" 0 "copy/$impl: new exits 0"
+	[ "$rc" = 0 ] || { diag "$err"; continue; }
+	id=$("$PGSNAP" ls | awk -v u="$out" '$NF == u { print $1 }')
+	is "$(same_tree "$PGSNAP_HOME/snapshots/default/data" "$PGSNAP_HOME/run/clones/$id/data")" "" \
+		"copy/$impl: the clone holds the golden's bytes, modes and owners"
+	"$PGSNAP" rm "$out"
+done
+
 # The snapshot is small where it is free: 1 MB WAL segments, no spare one.
 is "$(ls "$PGSNAP_HOME/snapshots/default/data/pg_wal" | grep -c '^[0-9A-F]\{24\}$')" 1 \
 	"the golden keeps one WAL segment"

@@ -51,6 +51,7 @@ int main(int argc, char **argv)
 	const clone_engine *eng = NULL;
 	pgsnap_method m = PGSNAP_METHOD_AUTO;
 	long n, i;
+	int r;
 
 	if (argc == 4 && !strcmp(argv[1], "prepare")) {
 		if (open_home(argv[2], &s) < 0)
@@ -84,14 +85,23 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* Outside RUN/clones: gc would take unregistered clone directories
+	 * there for orphans and remove them under our feet. */
+	snprintf(dir, sizeof(dir), "%s/bench-clones", s->run);
+	r = mkdir_server(s, dir);
+	if (r < 0 && r != -EEXIST) {
+		fprintf(stderr, "clone_bench: mkdir %s: %s\n", dir, strerror(-r));
+		return 1;
+	}
 	for (i = 0; i < n; i++) {
 		clone_job job = { 0 };
 		int64_t t0, t1, t2;
 		bool rmrf = i % 2;
-		int r;
 
-		snprintf(dir, sizeof(dir), "%s/clones/bench-%ld", s->run, i);
-		snprintf(trash, sizeof(trash), "%s/trash/bench-%ld", s->run, i);
+		snprintf(dir, sizeof(dir), "%s/bench-clones/%d-%ld", s->run,
+			 (int)getpid(), i);
+		snprintf(trash, sizeof(trash), "%s/trash/bench-%d-%ld",
+			 s->run, (int)getpid(), i);
 		if ((r = mkdir_server(s, dir)) < 0) {
 			fprintf(stderr, "clone_bench: mkdir %s: %s\n", dir,
 				strerror(-r));
