@@ -267,6 +267,19 @@ static int uring_files(int root, int golden, const manifest *m,
 		free(u);
 		return pgsnap_errno(err, r, "cannot set up io_uring");
 	}
+	{
+		/* Bounded workers: io-wq would start up to 4 per CPU for
+		 * buffered writes, which then contend on the same
+		 * filesystem locks.  Two measured best on two CPUs
+		 * (PGSNAP_URING_WORKERS for the bench; 0: the kernel's). */
+		unsigned w[2] = { 2, 2 };
+		const char *v = getenv("PGSNAP_URING_WORKERS");
+		long n;
+		if (v && parse_long(v, 0, 64, &n) == 0)
+			w[0] = w[1] = (unsigned)n;
+		if (w[0])
+			io_uring_register_iowq_max_workers(&u->ring, w);
+	}
 	if (fixed && im->len) {
 		/* One registered buffer per GB (the kernel's limit). */
 		struct iovec iov[64];

@@ -194,6 +194,16 @@ done
 		*) set -- $st; printf '%-8s %-16s %-20s %5s %9s %9s %9s %9s\n' "$sec" "$fs" "$what" "$1" "$2" "$3" "$4" "$5" ;;
 		esac
 	done <"$TAB"
+	# The io_uring copy against the best plain-syscall copy of the same run.
+	awk -F'\t' '$1 == "clone" && $3 ~ /^copy:|^cp-a$/ && $4 !~ /^n\/a/ {
+		split($4, f, " "); m[$2 "|" $3] = f[2]; fs[$2] = 1 }
+	END { for (k in fs) {
+		u = m[k "|copy:uring"]; c = m[k "|copy:cfr2"]; w = m[k "|copy:write2"]; a = m[k "|cp-a"]
+		if (u == "" || c == "") continue
+		best = (w != "" && w < c) ? w : c; bn = (w != "" && w < c) ? "write2" : "cfr2"
+		printf "copy verdict %-12s io_uring %6.2f ms, best plain (%s) %6.2f ms, cp -a %6.2f ms: io_uring %s\n",
+			k, u, bn, best, a, (u <= best * 1.05) ? "matches or beats it" : sprintf("is %.0f%% SLOWER", (u / best - 1) * 100)
+	} }' "$TAB" | sort
 	echo "clone: the engine alone; remove: after release, rename into the trash vs rm -rf (a process);"
 	echo "query: pgsnap new -m M to the first answered query (big: reading one page of the 1 GB table)."
 } | { mkdir -p "$TOP/build/bench"; tee "$TOP/build/bench/clone-table.txt"; }
