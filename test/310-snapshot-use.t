@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Using snapshots: save a live clone, export/import, mock time, a snapshot
-# of another major version, ls/rm/gc.
+# Using snapshots: save a live clone, export/import, a snapshot of
+# another major version.
 . "$(dirname "$0")/tap.sh"
 
 cd "$TEST_TMP"
@@ -89,60 +89,5 @@ run "$PGSNAP" new -s base11 --build-if-stale
 is "$rc" 0 "with --build-if-stale a known recipe is rebuilt"
 like "$err" "snapshot 'base11' built" "(it says so)"
 is "$(q "$out" 'select count(*) from t')" 1 "and the clone works"
-
-# Mock time.
-run "$PGSNAP" new -s base --now '2021-06-06 12:00:00+00'
-is "$rc" 0 "new --now TIME exits 0"
-un=$out
-is "$(q "$un" "select now() at time zone 'UTC'")" "2021-06-06 12:00:00" "now() returns the fixed time"
-is "$(q "$un" "select pg_typeof(now())")" "timestamp with time zone" "as timestamptz"
-is "$(q "$un" "select count(*) from t")" 1 "on the data of the base"
-is "$(q "$un" "select now() = pg_catalog.now()")" f "pg_catalog.now() is the real one"
-u2=$("$PGSNAP" new -s base --now '2021-06-06 12:00:00+00')
-is "$(q "$u2" "select now() at time zone 'UTC'")" "2021-06-06 12:00:00" "a second clone reuses the mocked snapshot"
-is "$(ls "$PGSNAP_HOME/snapshots" | grep -c '^base\.now-')" 1 "(built once)"
-uc=$("$PGSNAP" new -s base --now clock)
-t=$(psql -X -qAt -d "$uc" -c 'begin' -c 'select now()' -c 'select pg_sleep(0.05)' -c 'select now()' -c 'commit' | grep -v '^$')
-isnt "$(sed -n 1p <<<"$t")" "$(sed -n 2p <<<"$t")" "--now clock: now() moves inside a transaction"
-bkey=$(sed -n 's/^key=//p' "$PGSNAP_HOME/snapshots/base/meta")
-echo 'insert into t values (5);' >>base.sql
-run "$PGSNAP" new -s base --now '2021-06-06 12:00:00+00'
-is "$(sed -n 's/^key=//p' "$PGSNAP_HOME/snapshots/base/meta")" "$bkey" \
-	"--now alone does not rebuild a stale base"
-run "$PGSNAP" new -s base --now '2021-06-06 12:00:00+00' --build-if-stale
-like "$err" "snapshot 'base' built" "with --build-if-stale the base is rebuilt"
-like "$err" "snapshot 'base.now-[0-9a-f]+' built" "and the mocked one after it"
-is "$(q "$out" "select count(*) || ' ' || (now() at time zone 'UTC') from t")" "2 2021-06-06 12:00:00" \
-	"its clone has the new row and the fixed time"
-run "$PGSNAP" new -s base --now 'not a time'
-is "$rc" 1 "a bad --now fails"
-like "$err" "not a time" "naming the value"
-"$PGSNAP" snapshot build fixedtime -f base.sql --now '2000-01-01 00:00:00+00' >/dev/null 2>&1
-is "$(q "$("$PGSNAP" new -s fixedtime)" "select now()::date")" 2000-01-01 "snapshot build --now bakes it in"
-
-# ls, rm, gc
-run "$PGSNAP" snapshot ls
-like "$out" '^NAME +KEY +PG +SIZE +CREATED +LAST USED +CLONES' "ls has a header"
-"$PGSNAP" new -s saved >/dev/null
-like "$(grep '^saved ' <<<"$("$PGSNAP" snapshot ls)")" '^saved +[0-9a-f]{12} +[0-9.]+ +[0-9]+[KMG] +[0-9-]+ [0-9:]+ +[0-9-]+ [0-9:]+ +2$' \
-	"ls shows key, version, size, created, last used and the 2 live clones of 'saved'"
-run "$PGSNAP" snapshot rm saved
-is "$rc" 1 "rm of a snapshot with live clones is refused"
-like "$err" "2 clones alive" "saying how many"
-run "$PGSNAP" snapshot rm saved --force
-is "$rc" 0 "rm --force removes it"
-ok "$([ ! -e "$PGSNAP_HOME/snapshots/saved" ]; echo $?)" "its directory is gone"
-is "$("$PGSNAP" ls | grep -c ' saved ')" 0 "and its clones with it"
-"$PGSNAP" rm --all >/dev/null
-run "$PGSNAP" snapshot gc --keep 2
-is "$rc" 0 "gc --keep 2 exits 0"
-is "$("$PGSNAP" snapshot ls -q | wc -l)" 2 "two snapshots are left"
-like "$("$PGSNAP" snapshot ls -q | tr '\n' ' ')" "base" "the most recently used ones"
-"$PGSNAP" snapshot build extra1 -f base.sql -c work_mem=5MB >/dev/null 2>&1
-run "$PGSNAP" gc --keep-snapshots 2
-is "$rc" 0 "pgsnap gc --keep-snapshots 2 exits 0"
-is "$("$PGSNAP" snapshot ls -q | wc -l)" 2 "and bounds the snapshots to 2"
-run "$PGSNAP" snapshot gc --keep x
-is "$rc" 2 "gc --keep x is a usage error"
 
 done_testing
