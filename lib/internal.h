@@ -247,6 +247,9 @@ void test_pause(const char *point);
 /* ---- supervisor.c: enforces -w and --owner --------------------------- */
 
 bool supervisor_running(const pgsnap_store *s);
+/* Ask the supervisor to look now (SIGTERM): it leaves if nothing is left
+ * to watch.  Waits up to wait_ms for it to be gone. */
+void supervisor_nudge(const pgsnap_store *s, int wait_ms);
 /* Start the store's supervisor unless one runs. */
 int supervisor_ensure(const pgsnap_store *s, pgsnap_error *err);
 /* The supervisor itself (pgsnap __supervise); returns when there is

@@ -396,5 +396,8 @@ int pgsnap_rm_all(pgsnap_store *s, size_t *removed, pgsnap_error *err)
 		}
 	}
 	free(v);
+	/* Its supervisor leaves now rather than within a second: nothing of
+	 * this store (the file system of its run directory) stays busy. */
+	supervisor_nudge(s, 2000);
 	return first;
 }

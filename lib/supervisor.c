@@ -22,11 +22,13 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -154,11 +156,63 @@ static bool try_exit(pgsnap_store *s, int lock_fd)
 	return true;
 }
 
+/* SIGTERM means "look now" (rm --all sends it): a round at once, which
+ * ends the supervisor when nothing is left to watch.  Not "exit": a clone
+ * made meanwhile must not be left without a supervisor. */
+static volatile sig_atomic_t nudged;
+
+static void on_nudge(int sig)
+{
+	(void)sig;
+	nudged = 1;
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+	while (!nudged && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	nudged = 0;
+}
+
+void supervisor_nudge(const pgsnap_store *s, int wait_ms)
+{
+	cleanup_close int fd = open_lock(s), pfd = -1;
+	char buf[32], cmd[128], path[64];
+	struct pollfd p;
+	ssize_t n;
+	long pid;
+	int cfd;
+
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+		return; /* none runs */
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (parse_long(buf, 1, INT_MAX, &pid) < 0)
+		return;
+	/* Only a supervisor: the pid in the file may be old. */
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	cfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (cfd < 0)
+		return;
+	n = read(cfd, cmd, sizeof(cmd) - 1);
+	close(cfd);
+	if (n <= 0)
+		return;
+	cmd[n] = '\0';
+	if (strcmp(cmd, "pgsnap") || n < 8 ||
+	    strncmp(cmd + 7, "__supervise", 11))
+		return;
+	pfd = pidfd_open_pid((pid_t)pid);
+	if (pfd < 0 || syscall(SYS_pidfd_send_signal, pfd, SIGTERM, NULL, 0) < 0)
+		return;
+	p.fd = pfd;
+	p.events = POLLIN;
+	while (poll(&p, 1, wait_ms) < 0 && errno == EINTR)
 		;
 }
 
@@ -176,6 +230,11 @@ int supervisor_run(pgsnap_store *s, int lock_fd, pgsnap_error *err)
 	}
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		struct sigaction sa = { 0 };
+		sa.sa_handler = on_nudge; /* no SA_RESTART: wake the sleep */
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	for (;;) {
 		gc_opts o = { 0 };
 		gc_result res;
