@@ -356,5 +356,8 @@ void pool_warm(const pgsnap_clone *c);
 /* Stop every keeper of the store and wait (bounded) until they are gone
  * with their pooled clones. */
 void pool_stop_keepers(pgsnap_store *s);
+/* Remove the pooled clones of snapshot snap and stop their keepers (the
+ * snapshot is going away: they are nobody's clones). */
+void pool_forget_snapshot(pgsnap_store *s, const char *snap);
 
 #endif

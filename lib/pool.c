@@ -440,6 +440,26 @@ int pgsnap_pool_kick(pgsnap_store *s, const pgsnap_new_opts *o,
 	return 0;
 }
 
+/* Stop the keeper holding lock file path (if any) and wait for it. */
+static void stop_keeper(const char *path)
+{
+	cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	unsigned long long start = 0;
+	char line[64] = "";
+	int pid = 0;
+	ssize_t n;
+
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return; /* no keeper */
+	n = pread(fd, line, sizeof(line) - 1, 0);
+	if (n <= 0 || sscanf(line, "%d %llu", &pid, &start) != 2 ||
+	    pid <= 0 || !proc_alive(pid, start))
+		return;
+	/* It removes its pooled clones on its way out. */
+	kill(pid, SIGTERM);
+	wait_pid_exit(pid, KEEPER_STOP_MS);
+}
+
 void pool_stop_keepers(pgsnap_store *s)
 {
 	char dir[600], path[900];
@@ -450,27 +470,39 @@ void pool_stop_keepers(pgsnap_store *s)
 		return;
 	while ((e = readdir(d))) {
 		size_t len = strlen(e->d_name);
-		cleanup_close int fd = -1;
-		char line[64] = "";
-		unsigned long long start = 0;
-		int pid = 0;
-		ssize_t n;
-
 		if (len < 6 || strcmp(e->d_name + len - 5, ".lock"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)
-			continue; /* no keeper */
-		n = pread(fd, line, sizeof(line) - 1, 0);
-		if (n <= 0 || sscanf(line, "%d %llu", &pid, &start) != 2 ||
-		    pid <= 0 || !proc_alive(pid, start))
-			continue;
-		/* It removes its pooled clones on its way out. */
-		kill(pid, SIGTERM);
-		wait_pid_exit(pid, KEEPER_STOP_MS);
+		stop_keeper(path);
 	}
 	closedir(d);
+}
+
+void pool_forget_snapshot(pgsnap_store *s, const char *snap)
+{
+	pgsnap_clone *v = NULL;
+	char path[900];
+	size_t n = 0, i, j;
+
+	if (pgsnap_list(s, &v, &n, NULL) < 0)
+		return;
+	/* The keepers first, or they would refill what we remove. */
+	for (i = 0; i < n; i++) {
+		bool seen = false;
+		if (strcmp(v[i].state, "pooled") || strcmp(v[i].snapshot, snap))
+			continue;
+		for (j = 0; j < i && !seen; j++)
+			seen = !strcmp(v[j].state, "pooled") &&
+			       !strcmp(v[j].opts_sig, v[i].opts_sig);
+		if (!seen && sig_file(s, v[i].opts_sig, "lock", path,
+				      sizeof(path)) == 0)
+			stop_keeper(path);
+	}
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i].state, "pooled") &&
+		    !strcmp(v[i].snapshot, snap))
+			clone_rm_pooled(s, v[i].id, NULL);
+	free(v);
 }
 
 /* ---- pgsnap_new_n -------------------------------------------------------- */

@@ -899,6 +899,8 @@ int pgsnap_snapshot_rm(pgsnap_store *s, const char *name, int force,
 	snapshot_dir(s, name, dir, sizeof(dir));
 	if (!snapshot_exists(dir))
 		return no_such(s, name, err);
+	/* Before the lock: a keeper making a clone holds it shared. */
+	pool_forget_snapshot(s, name);
 	if ((r = snap_lock(s, name, LOCK_EX, &lfd, err)) < 0)
 		return r;
 	n = snap_clones(s, name, err);

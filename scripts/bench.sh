@@ -281,7 +281,7 @@ if want ready; then
 	say "ready:"
 	if s=$("$READY" -n "$N" -p "$ready_dir/data" 2>"$WORK/err"); then
 		set -- $s
-		row val readiness start_median_ms "$2" ms "spawn of postgres to ready known (inotify + pidfd)"
+		row val readiness start_median_ms "$2" ms "spawn of postgres to ready known (postmaster.pid every 0.25 ms + pidfd)"
 		row val readiness after_pqping_median_ms "$5" ms "ready known minus first PQPING_OK (PQping every 0.1 ms); <0: pgsnap first"
 		row val readiness after_pqping_p90_ms "$6" ms ""
 		row val readiness after_pqping_max_ms "$8" ms ""
@@ -356,10 +356,11 @@ fi
 PG_DEFAULTS="-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c wal_level=replica -c max_wal_senders=10 -c shared_buffers=128MB -c max_connections=100 -c max_logical_replication_workers=4 -c jit=on"
 tpl_url="" tpl_url_def=""
 if want template || want suite; then
-	tpl_url=$(PGSNAP_POOL=0 "$PGSNAP" new -o "-c max_connections=100")
+	# -w 0: no idle limit (gc would stop a server idle for the default 60 s).
+	tpl_url=$(PGSNAP_POOL=0 "$PGSNAP" new -w 0 -o "-c max_connections=100")
 	psql -X -q -d "$tpl_url" -c 'create database bench_tpl' >/dev/null
 	# On disk, not RAM: fsync must cost what it costs.
-	tpl_url_def=$(PGSNAP_HOME=$WORK/home-disk PGSNAP_POOL=0 "$PGSNAP" new -o "$PG_DEFAULTS")
+	tpl_url_def=$(PGSNAP_HOME=$WORK/home-disk PGSNAP_POOL=0 "$PGSNAP" new -w 0 -o "$PG_DEFAULTS")
 	psql -X -q -d "$tpl_url_def" -c 'create database bench_tpl' >/dev/null
 fi
 if want template; then

@@ -152,6 +152,18 @@ ok "$(nkeepers_is 0; echo $?)" "no keeper left (rm --all waited for them)"
 is "$(servers_under "$PGSNAP_HOME/run")" 0 "no server left"
 is "$(ls "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory left"
 
+# A snapshot that goes away takes its pool along: pooled servers are
+# nobody's clones, so they do not hold it (ls does not show them either).
+hs=$TEST_TMP/snaprm
+us=$(PGSNAP_HOME=$hs "$PGSNAP" new)
+ok "$(PGSNAP_HOME=$hs wait_until 60 npooled_is 2; echo $?)" "a pool for the default snapshot"
+PGSNAP_HOME=$hs "$PGSNAP" rm "$us" >/dev/null
+run env PGSNAP_HOME="$hs" "$PGSNAP" snapshot rm default
+is "$rc" 0 "snapshot rm without --force: the pooled servers do not count as clones"
+is "$(PGSNAP_HOME=$hs "$PGSNAP" ls -a)" "" "and they are gone with it"
+ok "$(PGSNAP_HOME=$hs nkeepers_is 0; echo $?)" "so is their keeper"
+is "$(servers_under "$hs/run")" 0 "no server left"
+
 # Unused pooled servers expire: memory is not held for nothing.
 he=$TEST_TMP/expire
 ue=$(PGSNAP_HOME=$he PGSNAP_POOL_TTL=2 "$PGSNAP" new)
