@@ -93,7 +93,7 @@ int pgsnap_doctor(pgsnap_store *s, char **text, pgsnap_error *err)
 		add(&o, "io_uring: available\n");
 	else
 		add(&o, "io_uring: %s\n", ue.msg);
-	add(&o, "copy engine: %s\n", copy_impl_name());
+	add(&o, "copy engine: %s\n", copy_impl_name(s));
 	snapshot_dir(s, "default", snapdir, sizeof(snapdir));
 	clone_describe(s, snapdir, true, methods, sizeof(methods));
 	add(&o, "%s", methods);

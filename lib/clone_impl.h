@@ -37,7 +37,7 @@ int overlay_upper_base(const pgsnap_store *s, char *buf, size_t len);
 const char *fs_type_name(const char *path);
 
 /* Copy engine variants, for `pgsnap doctor` and the bench. */
-const char *copy_impl_name(void);
+const char *copy_impl_name(const pgsnap_store *s);
 /* Is io_uring usable here?  0, or -errno with a reason in err. */
 int uring_probe(pgsnap_error *err);
 
