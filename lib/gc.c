@@ -380,7 +380,7 @@ static int judge_orphan(gc_pass *g, const char *id)
 	snprintf(c.id, sizeof(c.id), "%s", id);
 	snprintf(c.dir, sizeof(c.dir), "%s/clones/%s", g->s->run, id);
 	snprintf(c.datadir, sizeof(c.datadir), "%s/data", c.dir);
-	snprintf(c.sockdir, sizeof(c.sockdir), "%s/sock", c.dir);
+	sockdir_choose(g->s, &c); /* where new put it: maybe a short one */
 	snprintf(c.boot_id, sizeof(c.boot_id), "%s", g->s->boot_id);
 	c.pid = find_server(&c, &c.pid_start);
 	if (c.pid > 0 && pidfile_line(c.datadir, 4, line, sizeof(line)) == 0 &&

@@ -306,13 +306,23 @@ int snap_sock_dir(const pgsnap_store *s, const char *dir, char *out,
 		return r < 0 ? pgsnap_errno(err, r, "cannot create %s", out) : 0;
 	}
 	/* sun_path holds 108 bytes: a short private directory instead, made
-	 * by us (the server user may not write to /tmp) and given to it. */
+	 * by us (the server user may not write to /tmp) and given to it.
+	 * A TMPDIR that points nowhere (or a closed /tmp) is passed over. */
 	if (!tmp || tmp[0] != '/' || strlen(tmp) > 40)
 		tmp = "/tmp";
-	snprintf(out, len, "%s/pgsnap-build-XXXXXX", tmp);
-	if (!mkdtemp(out))
-		return pgsnap_errno(err, errno, "cannot create a socket "
-				    "directory in %s", tmp);
+	for (;;) {
+		snprintf(out, len, "%s/pgsnap-build-XXXXXX", tmp);
+		if (mkdtemp(out))
+			break;
+		if (strcmp(tmp, "/tmp") && strcmp(tmp, "/dev/shm"))
+			tmp = "/tmp";
+		else if (!strcmp(tmp, "/tmp"))
+			tmp = "/dev/shm";
+		else
+			return pgsnap_errno(err, errno, "cannot create a socket "
+					    "directory in $TMPDIR, /tmp or "
+					    "/dev/shm");
+	}
 	if (s->as_root && chown(out, s->uid, s->gid) < 0) {
 		r = pgsnap_errno(err, errno, "cannot give %s to %s", out,
 				 s->user);

@@ -43,6 +43,21 @@ ok "$([ ! -e "$sock" ]; echo $?)" "rm removed the short socket directory"
 is "$(ls "$base" | grep -cxF -f <(printf '%s\n' $before))" 0 "rm --all removed the other one"
 is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory left"
 
+# A snapshot built with SQL runs a build server, whose socket needs a short
+# directory too (snapshot.c makes its own); TMPDIR pointing nowhere must
+# not stop it, and it must not stay behind.
+echo 'create table from_sql(x int);' >"$TEST_TMP/s.sql"
+builds() { ls -d /tmp/pgsnap-build-* /dev/shm/pgsnap-build-* 2>/dev/null | sort; }
+before=$(builds)
+run env TMPDIR=/nonexistent/tmp "$PGSNAP" snapshot build app -q -f "$TEST_TMP/s.sql"
+is "$rc" 0 "snapshot build with SQL in the deep store, TMPDIR nowhere"
+[ "$rc" = 0 ] || diag "$err"
+is "$(builds)" "$before" "its build socket directory is gone"
+run "$PGSNAP" new -s app
+is "$rc" 0 "a clone of it"
+[ "$rc" = 0 ] && is "$(q "$out" 'select count(*) from from_sql')" 0 "has the table"
+"$PGSNAP" rm --all
+
 # gc: a clone whose server died goes, and its short socket directory too.
 run "$PGSNAP" new
 is "$rc" 0 "another clone in the deep store"
