@@ -58,6 +58,18 @@ is "$rc" 0 "a clone of it"
 [ "$rc" = 0 ] && is "$(q "$out" 'select count(*) from from_sql')" 0 "has the table"
 "$PGSNAP" rm --all
 
+# gc --repair: a clone whose record was lost is adopted with its socket
+# directory where new put it, so its URL works again.
+run "$PGSNAP" new --pool 0
+u=$out
+echo garbage >"$PGSNAP_HOME/run/registry"
+run "$PGSNAP" gc --repair
+is "$rc" 0 "gc --repair after the registry was lost"
+is "$("$PGSNAP" ls | awk 'NR == 2 { print $NF }')" "$u" "the adopted clone has its URL back"
+is "$(q "$u" 'select 1')" 1 "and it answers"
+"$PGSNAP" rm --all
+ok "$([ ! -e "$(url_sockdir "$u")" ]; echo $?)" "rm removed its short socket directory"
+
 # gc: a clone whose server died goes, and its short socket directory too.
 run "$PGSNAP" new
 is "$rc" 0 "another clone in the deep store"
