@@ -523,6 +523,15 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 	}
 	if ((rc = recipe_finish(r, err)) < 0)
 		goto out;
+	/* A missing input is reported before any base is built for it. */
+	for (size_t i = 0; i < r->n_steps; i++) {
+		if (r->steps[i].kind == STEP_SQL &&
+		    access(r->steps[i].arg, R_OK) < 0) {
+			rc = pgsnap_errno(err, errno, "cannot read %s",
+					  r->steps[i].shown);
+			goto out;
+		}
+	}
 	if (r->from[0] && (rc = base_key(s, r->from, o, flags, depth, bkey,
 					 res, err)) < 0)
 		goto out;

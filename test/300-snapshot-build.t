@@ -154,6 +154,11 @@ ls -d /tmp/pgsnap-build-* 2>/dev/null | while read -r d; do
 done | grep -q . && leftover=1 || leftover=0
 is "$leftover" 0 "and leaves no socket directory behind"
 
+run env PGSNAP_HOME="$TEST_TMP/fresh" "$PGSNAP" snapshot build nofile -f db/missing.sql
+is "$rc" 1 "a missing SQL file fails"
+like "$err" "cannot read db/missing.sql" "naming it"
+is "$(ls "$TEST_TMP/fresh/snapshots")" "" "before building anything (not even the base)"
+
 run "$PGSNAP" snapshot build nothing
 is "$rc" 1 "build with no inputs and no shipped recipe fails"
 run "$PGSNAP" snapshot build app -c nonsense
