@@ -24,7 +24,7 @@ for t in "${targets[@]}"; do
 		skip "$t: no $replay (run make)"
 		continue
 	fi
-	run "$replay" "$corpus"
+	TMPDIR=$TEST_TMP run "$replay" "$corpus"
 	is "$rc" 0 "$t: the corpus replays cleanly ($out)"
 	unlike "$err" 'Sanitizer|runtime error|LeakSanitizer' "$t: no sanitizer report on the corpus"
 done
@@ -44,7 +44,7 @@ elif ! make -s -C "$TOP" fuzz-bins >"$TEST_TMP/build.log" 2>&1; then
 else
 	for t in "${targets[@]}"; do
 		mkdir -p "$TEST_TMP/new-$t" "$TEST_TMP/crash-$t"
-		run timeout $((FUZZ_SECONDS + 60)) "$TOP/build/libfuzzer/fuzz_$t" \
+		TMPDIR=$TEST_TMP run timeout $((FUZZ_SECONDS + 60)) "$TOP/build/libfuzzer/fuzz_$t" \
 			-max_total_time="$FUZZ_SECONDS" -timeout=5 -rss_limit_mb=1024 \
 			-artifact_prefix="$TEST_TMP/crash-$t/" -print_final_stats=1 \
 			"$TEST_TMP/new-$t" "$TOP/test/fuzz/corpus/$t"

@@ -87,17 +87,17 @@ if [ "$(id -u)" != 0 ]; then
 	done_testing
 	exit 0
 fi
-intruder=pgsnap_intruder
+# A user of this run's own: suites of several checkouts may run at once on
+# one machine, and one run must not delete the user another still uses.
+intruder=pgsnap_intr$$
 created=
-if ! id "$intruder" >/dev/null 2>&1; then
-	for i in 1 2 3 4 5; do # useradd fails while another holds the passwd lock
-		useradd --system --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin "$intruder" 2>/dev/null && break
-		sleep 1
-	done
-	id "$intruder" >/dev/null 2>&1 || skip_all "cannot create user $intruder"
-	created=1
-fi
+for i in 1 2 3 4 5; do # useradd fails while another holds the passwd lock
+	useradd --system --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin "$intruder" 2>/dev/null && break
+	sleep 1
+done
+id "$intruder" >/dev/null 2>&1 || skip_all "cannot create a local user (useradd $intruder failed)"
+created=1
 trap '[ -n "$created" ] && userdel "$intruder" 2>/dev/null; _tap_cleanup' EXIT
 iuid=$(id -u "$intruder")
 install -m 755 "$PGSNAP" "$TEST_TMP/pgsnap-copy"

@@ -45,11 +45,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t i;
 	int fd;
 
-	/* manifest_load reads SNAPDIR/manifest: a private directory, in
-	 * RAM when there is one. */
+	/* manifest_load reads SNAPDIR/manifest: a private directory in
+	 * $TMPDIR (600-fuzz.t points it at its own), else in RAM. */
 	if (!dir[0]) {
-		snprintf(dir, sizeof(dir), "%s/pgsnap-fuzz-XXXXXX",
-			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+		const char *t = getenv("TMPDIR");
+		if (!t || t[0] != '/' || strlen(t) > 40 || access(t, W_OK))
+			t = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+		snprintf(dir, sizeof(dir), "%s/pgsnap-fuzz-XXXXXX", t);
 		if (!mkdtemp(dir))
 			abort();
 		atexit(remove_dir);
