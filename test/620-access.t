@@ -98,7 +98,14 @@ for i in 1 2 3 4 5; do # useradd fails while another holds the passwd lock
 done
 id "$intruder" >/dev/null 2>&1 || skip_all "cannot create a local user (useradd $intruder failed)"
 created=1
-trap '[ -n "$created" ] && userdel "$intruder" 2>/dev/null; _tap_cleanup' EXIT
+# userdel refuses while the user runs something: the intruder's own
+# supervisor may take a moment to leave after its last clone.
+drop_intruder() {
+	[ -n "$created" ] || return 0
+	wait_for 15 eval '! pgrep -u "$intruder" >/dev/null'
+	userdel "$intruder" 2>/dev/null || userdel -f "$intruder" 2>/dev/null
+}
+trap 'drop_intruder; _tap_cleanup' EXIT
 iuid=$(id -u "$intruder")
 install -m 755 "$PGSNAP" "$TEST_TMP/pgsnap-copy"
 as_intruder() {
@@ -179,6 +186,8 @@ if [ ! -e "$base" ] && [ ! -L "$base" ]; then
 	as_intruder env PGSNAP_HOME="$deep" "$TEST_TMP/pgsnap-copy" rm --all
 	is "$(ls -A "$base" | wc -l)" 0 "rm removed its socket directory"
 	rm -rf "$base"
+	wait_for 15 eval '! pgrep -u "$intruder" >/dev/null'
+	ok $? "the intruder's own store left no process behind"
 else
 	skip "$base already exists"
 fi
