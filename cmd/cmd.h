@@ -26,6 +26,7 @@ int cmd_exec(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);
+int cmd_userns_overlay(int argc, char **argv);
 
 /* "pgsnap CMD: MESSAGE (see pgsnap CMD --help)" on stderr; returns 2. */
 int usage_error(const char *cmd, const char *fmt, ...)

@@ -134,5 +134,7 @@ int main(int argc, char **argv)
 	/* Not listed: started by pgsnap itself. */
 	if (!strcmp(name, "__supervise"))
 		return cmd_supervise(argc - 1, argv + 1);
+	if (!strcmp(name, "__userns-overlay"))
+		return cmd_userns_overlay(argc - 1, argv + 1);
 	return usage_error(NULL, "unknown command '%s'", name);
 }

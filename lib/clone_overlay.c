@@ -20,7 +20,9 @@
  */
 #include "clone_impl.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -33,7 +35,7 @@ static bool opt_safe(const char *p)
 }
 
 static int do_mount(const char *lower, const char *upper, const char *work,
-		    const char *target, pgsnap_error *err)
+		    const char *target, bool user, pgsnap_error *err)
 {
 	char opts[2048];
 	int n;
@@ -43,12 +45,169 @@ static int do_mount(const char *lower, const char *upper, const char *work,
 				  "holding ',', ':' or '\\' (%s, %s)", lower,
 				  upper);
 	n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s,"
-		     "volatile", lower, upper, work);
+		     "volatile%s", lower, upper, work,
+		     /* trusted.* xattrs need real root: user.overlay.* */
+		     user ? ",userxattr" : "");
 	if (n < 0 || (size_t)n >= sizeof(opts))
 		return pgsnap_err(err, ENAMETOOLONG, "overlay paths too long");
 	if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
 		return pgsnap_errno(err, errno, "cannot mount an overlay on %s",
 				    target);
+	return 0;
+}
+
+/*
+ * Overlay as an ordinary user (kernel 5.11+): a user namespace that maps
+ * only the caller gives it CAP_SYS_ADMIN over a new mount namespace, where
+ * it may mount an overlay with "userxattr".  The mount lives and dies
+ * with that namespace, i.e. with the server: pgsnap runs itself (a fresh
+ * exec: the kernel refuses CLONE_NEWUSER to a vfork child sharing our
+ * memory) as `pgsnap __userns-overlay`, which unshares, mounts and execs
+ * postgres, keeping its pid.  The socket directory is outside the overlay,
+ * so clients in the normal namespace reach the server as usual.
+ */
+#define NO_EXE "overlayfs as an ordinary user runs the server through " \
+	"pgsnap __userns-overlay: no pgsnap binary (set PGSNAP_EXE)"
+
+/* overlayfs leaves its scratch directories (work/work, work/incompat/...)
+ * mode 0: root deletes them anyway, their owner must open them up first. */
+static void work_unlock(const char *path, int depth)
+{
+	char sub[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (depth > 8 || chmod(path, 0700) < 0 || !(d = opendir(path)))
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") ||
+		    !strcmp(e->d_name, ".."))
+			continue;
+		if (path_join(sub, sizeof(sub), path, e->d_name) == 0)
+			work_unlock(sub, depth + 1);
+	}
+	closedir(d);
+}
+
+static void userns_unlock(const char *dir)
+{
+	char work[PATH_MAX], link[700];
+	ssize_t n;
+
+	if (path_join(work, sizeof(work), dir, "work") == 0)
+		work_unlock(work, 0);
+	/* Layers beside the golden: CLONE/upper -> .../ID/upper. */
+	if (path_join(link, sizeof(link), dir, "upper") < 0 ||
+	    (n = readlink(link, work, sizeof(work) - 6)) <= 0)
+		return;
+	work[n] = '\0';
+	if (strrchr(work, '/')) {
+		strcpy(strrchr(work, '/'), "/work");
+		work_unlock(work, 0);
+	}
+}
+
+static int write_proc(const char *path, const char *text, pgsnap_error *err)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	size_t n = strlen(text);
+
+	if (fd < 0 || write(fd, text, n) != (ssize_t)n) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return pgsnap_errno(err, e, "cannot write %s", path);
+	}
+	close(fd);
+	return 0;
+}
+
+int overlay_userns_exec(const char *lower, const char *upper,
+			const char *work, const char *target,
+			const char *prog, char *const argv[],
+			pgsnap_error *err)
+{
+	char map[64];
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	int r;
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		return pgsnap_errno(err, errno, "cannot make a user and mount "
+				    "namespace (see sysctl "
+				    "user.max_user_namespaces)");
+	/* The kernel wants setgroups denied before an unprivileged gid_map;
+	 * map only ourselves: files stay ours, postgres is not root. */
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+	if ((r = write_proc("/proc/self/setgroups", "deny", err)) < 0 ||
+	    (r = write_proc("/proc/self/uid_map", map, err)) < 0)
+		return r;
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+	if ((r = write_proc("/proc/self/gid_map", map, err)) < 0)
+		return r;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return pgsnap_errno(err, errno, "cannot make mounts private");
+	if ((r = do_mount(lower, upper, work, target, true, err)) < 0)
+		return r;
+	if (!prog)
+		return 0;
+	execv(prog, argv);
+	return pgsnap_errno(err, errno, "cannot run %s", prog);
+}
+
+static int userns_args(clone_job *job, const char *upper, const char *work,
+		       pgsnap_error *err)
+{
+	if (!opt_safe(job->golden) || !opt_safe(upper) || !opt_safe(work))
+		return pgsnap_err(err, EINVAL, "overlayfs cannot take a path "
+				  "holding ',', ':' or '\\' (%s, %s)",
+				  job->golden, upper);
+	if (pgsnap_exe_find(job->wrap_buf[2], sizeof(job->wrap_buf[2])) < 0)
+		return pgsnap_err(err, ENOENT, NO_EXE);
+	snprintf(job->wrap_buf[0], sizeof(job->wrap_buf[0]), "%s", upper);
+	snprintf(job->wrap_buf[1], sizeof(job->wrap_buf[1]), "%s", work);
+	job->wrapper[0] = job->wrap_buf[2];
+	job->wrapper[1] = "__userns-overlay";
+	job->wrapper[2] = job->golden;
+	job->wrapper[3] = job->wrap_buf[0];
+	job->wrapper[4] = job->wrap_buf[1];
+	job->wrapper[5] = job->datadir;
+	job->wrapper[6] = NULL;
+	/* postgres writes postmaster.pid at the data directory's root,
+	 * which from out here is the upper layer. */
+	job->ready_dir = job->wrap_buf[0];
+	return 0;
+}
+
+/* The real thing once, as this user: the helper mounts a tiny overlay in
+ * its own namespace and exits. */
+static int userns_probe(const char *const d[4], pgsnap_error *err)
+{
+	char exe[PATH_MAX], out[700], *nl;
+	const char *argv[] = { exe, "__userns-overlay", d[0], d[1], d[2],
+			       d[3], NULL };
+	spawn_opts so = { 0 };
+	int p[2], r;
+	ssize_t n;
+
+	if (pgsnap_exe_find(exe, sizeof(exe)) < 0)
+		return pgsnap_err(err, ENOENT, NO_EXE);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pgsnap_errno(err, errno, "pipe");
+	so.out_fd = p[1];
+	r = run_process(exe, (char *const *)argv, &so);
+	close(p[1]);
+	n = read(p[0], out, sizeof(out) - 1);
+	close(p[0]);
+	out[n > 0 ? n : 0] = '\0';
+	if ((nl = strchr(out, '\n')))
+		*nl = '\0';
+	if (r < 0)
+		return pgsnap_errno(err, r, "cannot run %s", exe);
+	if (r != 0)
+		return pgsnap_err(err, EPERM, "overlayfs as an ordinary user "
+				  "(in a user namespace) failed: %s",
+				  out[0] ? out : "the helper failed");
 	return 0;
 }
 
@@ -59,11 +218,6 @@ static int overlay_probe(const pgsnap_store *s, pgsnap_error *err)
 	int r = 0;
 	size_t i;
 
-	if (geteuid() != 0)
-		return pgsnap_err(err, EPERM, "overlayfs as an ordinary user "
-			"needs the server inside a user and mount namespace, "
-			"which pgsnap does not do yet: run as root, or use "
-			"reflink or copy");
 	if (!opt_safe(s->home) || !opt_safe(s->run))
 		return pgsnap_err(err, EINVAL, "the store path holds ',', ':' "
 				  "or '\\', which overlayfs options cannot");
@@ -78,8 +232,15 @@ static int overlay_probe(const pgsnap_store *s, pgsnap_error *err)
 		if (mkdir(d[i], 0700) < 0)
 			r = pgsnap_errno(err, errno, "cannot create %s", d[i]);
 	}
+	if (r == 0 && !s->as_root) {
+		const char *const dp[4] = { d[0], d[1], d[2], d[3] };
+		r = userns_probe(dp, err);
+		work_unlock(d[2], 0);
+		rm_rf(base);
+		return r;
+	}
 	if (r == 0)
-		r = do_mount(d[0], d[1], d[2], d[3], err);
+		r = do_mount(d[0], d[1], d[2], d[3], false, err);
 	if (r == 0 && umount2(d[3], MNT_DETACH) < 0)
 		r = pgsnap_errno(err, errno, "cannot unmount %s", d[3]);
 	rm_rf(base);
@@ -193,7 +354,9 @@ static int overlay_clone(clone_job *job, pgsnap_error *err)
 	if ((r = mkdir_server(job->store, job->datadir)) < 0)
 		r = pgsnap_errno(err, r, "cannot create %s", job->datadir);
 	else
-		r = do_mount(job->golden, upper, work, job->datadir, err);
+		r = job->store->as_root ?
+		    do_mount(job->golden, upper, work, job->datadir, false,
+			     err) : userns_args(job, upper, work, err);
 	if (r < 0)
 		drop_layers(job->store, job->dir);
 	return r;
@@ -206,6 +369,12 @@ static int overlay_release(const pgsnap_store *s, const char *dir)
 
 	if (path_join(data, sizeof(data), dir, "data") < 0)
 		return -ENAMETOOLONG;
+	if (!s->as_root) {
+		/* The mount lived in the server's namespace, gone with it. */
+		userns_unlock(dir);
+		drop_layers(s, dir);
+		return 0;
+	}
 	if (umount2(data, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL &&
 	    errno != ENOENT) {
 		/* Busy (a straggling process, a shell in it): detach now,

@@ -154,6 +154,9 @@ typedef struct server_start {
 	const char *server_opts;     /* extra words for postgres */
 	int timeout_ms;
 	bool ipv6;                   /* with tcp: also listen on ::1 */
+	const char *const *wrapper;  /* argv prefix that execs postgres */
+	const char *ready_dir;       /* where postmaster.pid appears
+					(NULL: datadir) */
 } server_start;
 
 /* Start postgres on datadir and return once it accepts connections.
@@ -275,6 +278,13 @@ typedef struct clone_job {
 	const char *snapdir;         /* snapshot directory (manifest, ...) */
 	const char *dir;             /* the clone's directory */
 	char datadir[600];           /* out: where postgres runs */
+	/* out, overlay as an ordinary user: the mount exists only in the
+	 * server's own user+mount namespace, so the server starts through
+	 * this argv prefix (NULL-terminated; pgsnap __userns-overlay ...),
+	 * and its postmaster.pid shows up in ready_dir (the upper layer). */
+	const char *wrapper[8];
+	char wrap_buf[4][700];
+	const char *ready_dir;
 } clone_job;
 
 typedef struct clone_engine {
@@ -306,6 +316,17 @@ int clone_choose_for(const pgsnap_store *s, pgsnap_method want,
  * fresh probes again instead of trusting the store's cached answers. */
 int clone_describe(const pgsnap_store *s, const char *snapdir, bool fresh,
 		   char *buf, size_t len);
+
+/* The pgsnap binary, to run pgsnap's hidden commands: /proc/self/exe when
+ * we are pgsnap, else PGSNAP_EXE (supervisor.c).  0 or -ENOENT. */
+int pgsnap_exe_find(char *buf, size_t len);
+/* pgsnap __userns-overlay: enter a new user+mount namespace mapping only
+ * the caller, mount the overlay there, then exec prog with argv; with
+ * prog NULL (the probe) return 0 once mounted.  Returns -errno. */
+int overlay_userns_exec(const char *lower, const char *upper,
+			const char *work, const char *target,
+			const char *prog, char *const argv[],
+			pgsnap_error *err);
 
 /* ---- clone_trash.c: a removed clone is renamed into RUN/trash -------- */
 

@@ -82,7 +82,8 @@ static int record_new_clone(pgsnap_store *s, pgsnap_clone *c,
 }
 
 static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
-			pgsnap_clone *c, pgsnap_error *err)
+			pgsnap_clone *c, const clone_job *job,
+			pgsnap_error *err)
 {
 	char logp[600];
 	server_start st = { 0 };
@@ -98,6 +99,10 @@ static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
 	st.server_opts = o->server_opts;
 	st.timeout_ms = START_TIMEOUT_MS;
 	st.ipv6 = o->tcp && o->ipv6;
+	if (job && job->wrapper[0]) {
+		st.wrapper = job->wrapper;
+		st.ready_dir = job->ready_dir;
+	}
 	for (tries = 0; tries < PORT_TRIES; tries++) {
 		st.port = !o->tcp ? 5432 : st.ipv6 ? free_tcp_port_dual() :
 			  free_tcp_port();
@@ -199,7 +204,7 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 	cloned = true;
 	close(steal_fd(&snap_lock_fd));
 	snprintf(c.datadir, sizeof(c.datadir), "%s", job.datadir);
-	if ((r = start_server(s, o, &c, err)) < 0)
+	if ((r = start_server(s, o, &c, &job, err)) < 0)
 		goto fail;
 	if (pooled)
 		pool_warm(&c);

@@ -147,7 +147,7 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 {
 	char prog[600], port[16], listen[64], tail[700];
 	cleanup_free char **extra = NULL;
-	const char *argv[64];
+	const char *argv[80], *ready;
 	int argc = 0, nextra = 0, i, r;
 	cleanup_close int logfd = -1, pfd = -1;
 	spawn_opts so = { 0 };
@@ -165,6 +165,10 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 	 * and it should face local users, not the network. */
 	snprintf(listen, sizeof(listen), "listen_addresses=%s",
 		 !st->tcp ? "" : st->ipv6 ? "127.0.0.1,::1" : "127.0.0.1");
+	for (i = 0; st->wrapper && st->wrapper[i] && i < 8; i++)
+		argv[argc++] = st->wrapper[i];
+	if (argc)
+		argv[argc++] = prog;
 	argv[argc++] = "postgres";
 	argv[argc++] = "-D";
 	argv[argc++] = st->datadir;
@@ -185,11 +189,13 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 	so.store = s;
 	so.out_fd = logfd;
 	so.new_session = true;
-	pid = spawn_process(prog, (char *const *)argv, &so);
+	pid = spawn_process(st->wrapper && st->wrapper[0] ? st->wrapper[0] :
+			    prog, (char *const *)argv, &so);
 	if (pid < 0)
 		return pgsnap_errno(err, pid, "cannot start %s", prog);
 	pfd = pidfd_open_pid(pid);
 
+	ready = st->ready_dir ? st->ready_dir : st->datadir;
 	deadline = mono_us() + (int64_t)st->timeout_ms * 1000;
 	for (;;) {
 		struct pollfd p[1] = { { pfd, POLLIN, 0 } };
@@ -197,7 +203,7 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 		int64_t left;
 		int status = 0;
 
-		if (pidfile_ready(st->datadir, pid) == 1) {
+		if (pidfile_ready(ready, pid) == 1) {
 			*pidp = pid;
 			return 0;
 		}

@@ -53,7 +53,7 @@ bool supervisor_running(const pgsnap_store *s)
 }
 
 /* The pgsnap binary: ours when we are pgsnap, else PGSNAP_EXE. */
-static int find_exe(char *buf, size_t len)
+int pgsnap_exe_find(char *buf, size_t len)
 {
 	const char *env = getenv("PGSNAP_EXE");
 	char self[PATH_MAX];
@@ -94,7 +94,7 @@ int supervisor_ensure(const pgsnap_store *s, pgsnap_error *err)
 		return errno == EWOULDBLOCK ? 0 :
 			pgsnap_errno(err, errno, "cannot lock the supervisor "
 				     "lock");
-	if (find_exe(exe, sizeof(exe)) < 0)
+	if (pgsnap_exe_find(exe, sizeof(exe)) < 0)
 		return pgsnap_err(err, ENOENT, "no pgsnap binary to run the "
 				  "supervisor (set PGSNAP_EXE)");
 	/* The supervisor inherits this open file, and with it the lock. */
