@@ -53,9 +53,10 @@ is "$(q "$u2" 'select 1')" 1 "and it answers"
 ok "$(wait_until 60 npooled_is 2; echo $?)" "the keeper refills the pool"
 unlike "$(pooled)" "$id2" "the handed-out server is not in the pool any more"
 
-# A pooled server is as fresh as a cold one: nobody connected before us.
+# A pooled server is as fresh as a cold one: no client ran anything on it
+# (the keeper opens one session, no SQL, to rebuild the relcache init file).
 is "$(q "$u2" "select count(*) from pg_stat_database where datname = 'postgres' and xact_commit > 5")" 0 \
-	"a handed-out server had no earlier sessions"
+	"a handed-out server ran no transactions before ours (beyond connection setup)"
 q "$u2" 'create table mine(x int)'
 run "$PGSNAP" new
 u3=$out
