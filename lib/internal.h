@@ -138,6 +138,11 @@ pid_t spawn_process(const char *path, char *const argv[],
 		    const spawn_opts *o);
 /* Run to completion; returns exit status (0..255), 128+sig, or -errno. */
 int run_process(const char *path, char *const argv[], const spawn_opts *o);
+/* Run it with stdout+stderr into buf (at most len - 1 bytes, then NUL),
+ * waiting up to timeout_ms for it to end; its exit status is not looked
+ * at.  Returns the bytes read or -errno; o->out_fd is ignored. */
+ssize_t spawn_capture(const char *path, char *const argv[],
+		      const spawn_opts *o, int timeout_ms, char *buf, size_t len);
 /* Wait for pid (any process, via pidfd) with a deadline in ms. 0 if it
  * ended, -ETIMEDOUT otherwise. Reaps it when it is our child. */
 int wait_pid_exit(pid_t pid, int timeout_ms);

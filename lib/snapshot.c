@@ -59,27 +59,10 @@ static int ask_version(const pgsnap_store *s, const char *prog, char *buf,
 		       size_t len)
 {
 	char *argv[] = { "postgres", "-V", NULL };
-	spawn_opts o = { 0 };
-	int pfd[2], r;
-	size_t got = 0;
-	ssize_t n;
+	spawn_opts o = { .store = s };
+	ssize_t r = spawn_capture(prog, argv, &o, 10000, buf, len);
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -errno;
-	o.store = s;
-	o.out_fd = pfd[1];
-	r = spawn_process(prog, argv, &o);
-	close(pfd[1]);
-	if (r < 0) {
-		close(pfd[0]);
-		return r;
-	}
-	while (got + 1 < len && (n = read(pfd[0], buf + got, len - 1 - got)) > 0)
-		got += (size_t)n;
-	close(pfd[0]);
-	wait_pid_exit(r, 10000);
-	buf[got] = '\0';
-	return 0;
+	return r < 0 ? (int)r : 0;
 }
 
 int pg_identity(pgsnap_store *s, pg_ident *id, pgsnap_error *err)

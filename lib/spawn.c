@@ -110,6 +110,32 @@ int run_process(const char *path, char *const argv[], const spawn_opts *o)
 	return 128 + WTERMSIG(status);
 }
 
+ssize_t spawn_capture(const char *path, char *const argv[],
+		      const spawn_opts *o, int timeout_ms, char *buf, size_t len)
+{
+	spawn_opts so = *o;
+	size_t got = 0;
+	int pfd[2];
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	so.out_fd = pfd[1];
+	pid = spawn_process(path, argv, &so);
+	close(pfd[1]);
+	if (pid < 0) {
+		close(pfd[0]);
+		return pid;
+	}
+	while (got + 1 < len && (n = read(pfd[0], buf + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	close(pfd[0]);
+	wait_pid_exit(pid, timeout_ms);
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
 int pidfd_open_pid(pid_t pid)
 {
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);

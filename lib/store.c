@@ -55,9 +55,7 @@ static bool is_exec(const char *dir, const char *prog)
 /* Ask pg_config (found on PATH) for the binaries. */
 static int bindir_from_pg_config(char *buf, size_t len)
 {
-	int pfd[2], r;
-	ssize_t n;
-	size_t got = 0;
+	ssize_t got;
 	char *argv[] = { "pg_config", "--bindir", NULL };
 	const char *path = getenv("PATH");
 	char prog[600] = "";
@@ -77,20 +75,9 @@ static int bindir_from_pg_config(char *buf, size_t len)
 	}
 	if (!prog[0])
 		return -ENOENT;
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -errno;
-	o.out_fd = pfd[1];
-	r = spawn_process(prog, argv, &o);
-	close(pfd[1]);
-	if (r < 0) {
-		close(pfd[0]);
-		return r;
-	}
-	while (got + 1 < len && (n = read(pfd[0], buf + got, len - 1 - got)) > 0)
-		got += (size_t)n;
-	close(pfd[0]);
-	wait_pid_exit(r, 5000);
-	buf[got] = '\0';
+	got = spawn_capture(prog, argv, &o, 5000, buf, len);
+	if (got < 0)
+		return (int)got;
 	buf[strcspn(buf, "\n")] = '\0';
 	return got ? 0 : -ENOENT;
 }
