@@ -173,19 +173,11 @@ static const char *const helper_titles[] = {
 static bool is_client(pid_t pid)
 {
 	char path[64], title[256];
-	ssize_t n;
 	size_t i;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, title, sizeof(title) - 1);
-	close(fd);
-	if (n <= 0)
+	if (read_file_buf(path, title, sizeof(title)) <= 0)
 		return false; /* exiting */
-	title[n] = '\0';
 	if (strncmp(title, "postgres: ", 10))
 		return true;
 	for (i = 0; i < ARRAY_SIZE(helper_titles); i++)
@@ -221,20 +213,12 @@ int count_clients(pid_t postmaster)
 	while ((e = readdir(d))) {
 		char stat[512];
 		long pid, ppid;
-		int fd;
-		ssize_t r;
 		char *q;
 		if (parse_long(e->d_name, 1, INT_MAX, &pid) < 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (read_file_buf(path, stat, sizeof(stat)) <= 0)
 			continue;
-		r = read(fd, stat, sizeof(stat) - 1);
-		close(fd);
-		if (r <= 0)
-			continue;
-		stat[r] = '\0';
 		q = strrchr(stat, ')');
 		if (q && sscanf(q, ") %*c %ld", &ppid) == 1 &&
 		    ppid == postmaster && is_client((pid_t)pid))

@@ -65,6 +65,9 @@ int rm_rf(const char *path);
 int rm_rf_at(int dirfd, const char *name);
 /* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
 int read_file(const char *path, size_t max, char **out, size_t *len);
+/* Read a small file (/proc entries, postmaster.pid) with one read() into
+ * buf: at most len - 1 bytes, then NUL.  The bytes read, or -errno. */
+ssize_t read_file_buf(const char *path, char *buf, size_t len);
 /* Write data to path atomically: temp file, fsync, rename, fsync dir. */
 int write_file_atomic(const char *path, const char *data, size_t len,
 		      mode_t mode);

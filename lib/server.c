@@ -63,19 +63,12 @@ void log_tail(const char *path, int lines, char *buf, size_t len)
 static int pidfile_ready(const char *datadir, pid_t pid)
 {
 	char path[700], buf[1024];
-	int fd, line = 1;
-	ssize_t n;
+	int line = 1;
 	char *p, *nl;
 
 	snprintf(path, sizeof(path), "%s/postmaster.pid", datadir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_file_buf(path, buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	if (strtol(buf, NULL, 10) != pid)
 		return 0;
 	for (p = buf; line < LOCK_LINE_STATUS; line++) {

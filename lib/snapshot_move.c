@@ -86,20 +86,12 @@ static int group_state(pid_t pgid, bool *all_stopped)
 	while ((e = readdir(d))) {
 		char path[64], buf[512], *p, st;
 		long pgrp;
-		int fd;
-		ssize_t len;
 
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (read_file_buf(path, buf, sizeof(buf)) <= 0)
 			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = '\0';
 		/* "pid (comm) S ppid pgrp ...": comm may hold anything. */
 		p = strrchr(buf, ')');
 		if (!p || sscanf(p + 1, " %c %*d %ld", &st, &pgrp) != 2)

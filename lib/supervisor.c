@@ -183,7 +183,6 @@ void supervisor_nudge(const pgsnap_store *s, int wait_ms)
 	struct pollfd p;
 	ssize_t n;
 	long pid;
-	int cfd;
 
 	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)
 		return; /* none runs */
@@ -196,14 +195,9 @@ void supervisor_nudge(const pgsnap_store *s, int wait_ms)
 		return;
 	/* Only a supervisor: the pid in the file may be old. */
 	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-	cfd = open(path, O_RDONLY | O_CLOEXEC);
-	if (cfd < 0)
-		return;
-	n = read(cfd, cmd, sizeof(cmd) - 1);
-	close(cfd);
+	n = read_file_buf(path, cmd, sizeof(cmd));
 	if (n <= 0)
 		return;
-	cmd[n] = '\0';
 	if (strcmp(cmd, "pgsnap") || n < 8 ||
 	    strncmp(cmd + 7, "__supervise", 11))
 		return;
