@@ -230,21 +230,8 @@ int count_clients(pid_t postmaster)
 
 static bool proc_stopped(pid_t pid)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && (p[1] == ' ') && (p[2] == 'T' || p[2] == 't');
+	char st = proc_state(pid);
+	return st == 'T' || st == 't';
 }
 
 /* ---- judging ------------------------------------------------------------ */

@@ -76,6 +76,8 @@ int write_file_atomic(const char *path, const char *data, size_t len,
 int split_words(const char *s, char ***argv, int *argc);
 /* Start time of a process (field 22 of /proc/PID/stat), 0 if gone. */
 unsigned long long proc_start_time(pid_t pid);
+/* Its state letter (field 3: R, S, T, t, Z, ...), '?' if gone. */
+char proc_state(pid_t pid);
 /* Is pid alive and started at start (when start is not 0)? */
 bool proc_alive(pid_t pid, unsigned long long start);
 int read_boot_id(char *buf, size_t len);

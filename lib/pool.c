@@ -100,26 +100,10 @@ static long pool_ttl_s(void)
 }
 
 /* A live server: a zombie (the keeper, its parent, has not reaped it yet)
- * is as dead as a gone one. */
+ * is as dead as a gone one, and proc_alive says so. */
 static bool server_alive(const pgsnap_clone *c)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	if (!proc_alive(c->pid, c->pid_start))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)c->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	return proc_alive(c->pid, c->pid_start);
 }
 
 static bool is_pooled(const pgsnap_store *s, const pgsnap_clone *c,

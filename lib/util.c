@@ -321,6 +321,13 @@ unsigned long long proc_start_time(pid_t pid)
 	return proc_stat(pid, &state);
 }
 
+char proc_state(pid_t pid)
+{
+	char state;
+	proc_stat(pid, &state);
+	return state;
+}
+
 bool proc_alive(pid_t pid, unsigned long long start)
 {
 	unsigned long long now;
