@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define PGSNAP_HIDDEN __attribute__((visibility("hidden")))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- error.c -------------------------------------------------------- */
@@ -91,8 +90,9 @@ int guard_fd_limit(pgsnap_error *err);
 
 /* ---- sockdir.c: the clone's socket directory, paths we may remove ---- */
 
-/* Set c->sockdir: <dir>/sock, or /tmp/pgsnap-UID/<id> when that path is
- * too long for sun_path.  Decided before the record is first saved. */
+/* Set c->sockdir: <dir>/sock, or /tmp/pgsnap-UID/<id> (/dev/shm/... when
+ * /tmp is not ours to write) when that path is too long for sun_path.
+ * Decided before the record is first saved. */
 int sockdir_choose(const pgsnap_store *s, pgsnap_clone *c);
 /* Create c->sockdir, mode 0700, owned by the server user. */
 int sockdir_make(const pgsnap_store *s, const pgsnap_clone *c,
@@ -349,7 +349,6 @@ int trash_kick_dir(const pgsnap_store *s, const char *path);
 
 /* ---- sql.c ------------------------------------------------------------ */
 
-typedef struct pg_conn PGconn;
 int sql_connect(const char *sockdir, int port, const char *dbname,
 		PGconn **out, pgsnap_error *err);
 int sql_exec(PGconn *conn, const char *sql, pgsnap_error *err);
