@@ -389,7 +389,7 @@ typedef struct worker {
 	int r;
 } worker;
 
-static int write_all(int fd, const char *p, size_t len)
+static int pwrite_all(int fd, const char *p, size_t len)
 {
 	off_t off = 0;
 	while (len) {
@@ -445,8 +445,8 @@ static void *worker_run(void *arg)
 		} else if (e->len) {
 			r = try_reflink(w->golden, fd, e, &w->reflinks);
 			if (r == 0)
-				r = write_all(fd, w->im->p + e->off,
-					      (size_t)e->len);
+				r = pwrite_all(fd, w->im->p + e->off,
+					       (size_t)e->len);
 			else if (r == 1)
 				r = 0;
 		}

@@ -67,6 +67,8 @@ int read_file(const char *path, size_t max, char **out, size_t *len);
 /* Read a small file (/proc entries, postmaster.pid) with one read() into
  * buf: at most len - 1 bytes, then NUL.  The bytes read, or -errno. */
 ssize_t read_file_buf(const char *path, char *buf, size_t len);
+/* write() all of p, again after a short write or EINTR; 0 or -errno. */
+int write_all(int fd, const char *p, size_t len);
 /* Write data to path atomically: temp file, fsync, rename, fsync dir. */
 int write_file_atomic(const char *path, const char *data, size_t len,
 		      mode_t mode);

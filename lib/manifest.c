@@ -69,21 +69,6 @@ static bool name_ok(const char *n)
 	return !strpbrk(n, "\t\n");
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Append a file's bytes before its trailing zeros to the image, reading
  * it in chunks; zeros inside the file become holes in the image. */
 static int add_file(walk *w, int dfd, const char *name, const char *rel,

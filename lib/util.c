@@ -182,7 +182,7 @@ int read_file(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int write_all(int fd, const char *p, size_t len)
 {
 	while (len) {
 		ssize_t w = write(fd, p, len);
