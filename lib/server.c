@@ -255,9 +255,5 @@ int server_stop(pid_t pid, unsigned long long start, int timeout_ms)
 		return errno == ESRCH ? 0 : -errno;
 	if (wait_pid_exit(pid, timeout_ms) == 0)
 		return 0;
-	kill(pid, SIGQUIT);
-	if (wait_pid_exit(pid, 2000) == 0)
-		return 0;
-	kill(pid, SIGKILL);
-	return wait_pid_exit(pid, 2000);
+	return server_quit(pid, start, 2000);
 }
