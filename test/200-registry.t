@@ -5,16 +5,6 @@
 . "$(dirname "$0")/tap.sh"
 
 reg=$PGSNAP_HOME/run/registry
-# Wait (up to $1 s) until "$2..." succeeds.
-until_ok() {
-	local t=$1; shift
-	local end=$((SECONDS + t))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.05
-	done
-}
-stopped() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ "${st#T}" != "$st" ]; }
 
 run "$PGSNAP" new -w 0
 is "$rc" 0 "new works"

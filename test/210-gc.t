@@ -5,15 +5,6 @@
 . "$(dirname "$0")/tap.sh"
 
 run_dir=$PGSNAP_HOME/run
-until_ok() {
-	local t=$1; shift
-	local end=$((SECONDS + t))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.05
-	done
-}
-stopped() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ "${st#T}" != "$st" ]; }
 gone() { ! alive "$1"; }
 n_clones() { ls "$run_dir/clones" | wc -l; }
 # Every record has its directory and every directory its record.

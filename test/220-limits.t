@@ -5,14 +5,6 @@
 . "$(dirname "$0")/tap.sh"
 
 run_dir=$PGSNAP_HOME/run
-until_ok() {
-	local t=$1; shift
-	local end=$((SECONDS + t))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.05
-	done
-}
 listed() { "$PGSNAP" ls -q | grep -qx "$1"; }
 unlisted() { ! listed "$1"; }
 id_of() { echo "$1" | grep -o 'clones%2F[0-9a-f]*' | sed 's/clones%2F//'; }

@@ -4,14 +4,6 @@
 . "$(dirname "$0")/tap.sh"
 
 N=${PGSNAP_TEST_PARALLEL:-64}
-until_ok() {
-	local t=$1; shift
-	local end=$((SECONDS + t))
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.05
-	done
-}
 run_dir=$PGSNAP_HOME/run
 out_dir=$TEST_TMP/par
 mkdir -p "$out_dir"

@@ -136,5 +136,16 @@ wait_for() {
 		sleep 0.05
 	done
 }
+# until_ok SECONDS CMD...: wait_for with CMD's output silenced.
+until_ok() {
+	local t=$1; shift
+	wait_for "$t" "$@" >/dev/null 2>&1
+}
+# Is pid stopped (SIGSTOP, or at a PGSNAP_TEST_PAUSE point)?
+stopped() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null)
+	[ "${st#T}" != "$st" ]
+}
 # Is directory $1 empty (the trash, once its background deleter is done)?
 dir_empty() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
