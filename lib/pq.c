@@ -28,19 +28,9 @@ static void pq_load(void)
 			 PQ_SONAME, e ? e : "unknown error");
 		return;
 	}
-	pq.PQclear = dlsym(h, "PQclear");
-	pq.PQconnectdbParams = dlsym(h, "PQconnectdbParams");
-	pq.PQencryptPasswordConn = dlsym(h, "PQencryptPasswordConn");
-	pq.PQerrorMessage = dlsym(h, "PQerrorMessage");
-	pq.PQescapeIdentifier = dlsym(h, "PQescapeIdentifier");
-	pq.PQescapeLiteral = dlsym(h, "PQescapeLiteral");
-	pq.PQexec = dlsym(h, "PQexec");
-	pq.PQfinish = dlsym(h, "PQfinish");
-	pq.PQfreemem = dlsym(h, "PQfreemem");
-	pq.PQgetvalue = dlsym(h, "PQgetvalue");
-	pq.PQntuples = dlsym(h, "PQntuples");
-	pq.PQresultStatus = dlsym(h, "PQresultStatus");
-	pq.PQstatus = dlsym(h, "PQstatus");
+#define X(f) pq.f = dlsym(h, #f);
+	PGSNAP_PQ_FUNCS(X)
+#undef X
 }
 
 static bool pq_ready(void)
