@@ -3,14 +3,6 @@
 # started in parallel; all or nothing.
 . "$(dirname "$0")/tap.sh"
 
-wait_until() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.05
-	done
-}
 pooled() { "$PGSNAP" ls -a | awk '$3 == "pooled" { print $1 }' | sort; }
 npooled_is() { [ "$(pooled | wc -l)" -eq "$1" ]; }
 id_of() { "$PGSNAP" ls -a | awk -v u="$1" '$NF == u { print $1 }'; }
@@ -31,7 +23,7 @@ is "$(printf '%s\n' "$out" | grep -c '"id"')" 2 "-n 2 --json: one object per clo
 # With a pool: its servers first.
 export PGSNAP_POOL=2
 run "$PGSNAP" new
-ok "$(wait_until 60 npooled_is 2; echo $?)" "a pool of 2 fills"
+ok "$(wait_for 60 npooled_is 2; echo $?)" "a pool of 2 fills"
 before=$(pooled)
 run "$PGSNAP" new -n 3
 is "$rc" 0 "new -n 3 with a pool exits 0"
