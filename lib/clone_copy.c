@@ -10,14 +10,14 @@
  *   cfr2    two threads, each creating files and copy_file_range'ing
  *           from the golden (the best plain-syscall copy measured);
  *   write2  two threads, each creating files and writing from the image.
- * With uring, a big file (1 MB or more) on the golden's own filesystem is
- * reflinked when that filesystem can (XFS, btrfs): `cp -a` does as much
+ * With uring and write2, a big file (1 MB or more) on the golden's own
+ * filesystem is reflinked when that filesystem can (XFS, btrfs): `cp -a` does as much
  * through copy_file_range, and no copy should lose to it.
  *   uringfix  uring with the image registered as fixed buffers (only
  *           where the image is on tmpfs: pages of a disk file cannot be
  *           pinned for writing); measured against uring by the bench.
  * PGSNAP_COPY_IMPL=uring|cfr2|write2|uringfix picks one; by default the
- * one the bench found fastest for the clones' filesystem (impl_pick).  Files are created as the
+ * one the bench found fastest (write2, see impl_pick).  Files are created as the
  * server user (setfsuid, per thread), never as root and then chowned, and
  * with O_EXCL; only the bytes before a file's trailing zeros are written,
  * the rest stays a hole.
@@ -41,23 +41,26 @@ static const char *const impl_names[] = { "uring", "cfr2", "write2",
 #define QD 128
 
 /*
- * Which variant for clones made in dir.  Measured by bench-clone.sh (three
- * runs, 30 clones each, two shared CPUs): on tmpfs io_uring matched or beat
- * the best plain copy (13.6 ms against 15.3 ms for two threads with
- * copy_file_range); on the journaled ext4 and the XFS images two threads
- * writing from the image were faster (46.8 against 51.0 ms on ext4, 33.7
- * against 69.9 ms on XFS in the same run).  So the faster one is used.
+ * Which variant for clones made in dir.  The issue's rule: io_uring must at
+ * least match the best plain-syscall copy measured in the same run, else
+ * the faster one is used.  bench-clone.sh on a quiet machine (30-40 clones
+ * per variant, three runs, 26 Nov 2026): on tmpfs io_uring took 12.0-12.4
+ * ms against 9.2-10.3 ms for two plain threads (22-33% slower; inline
+ * submission instead of IOSQE_ASYNC was slower still, 16.5 ms); on the
+ * journaled ext4 image 24.1 against 17.4 ms, on XFS 21.7 against 16.6 ms.
+ * Earlier runs on a loaded machine had io_uring ahead on tmpfs only; the
+ * quiet runs decide.  So two threads writing from the image are the
+ * default everywhere; PGSNAP_COPY_IMPL=uring selects io_uring.
  */
 static enum copy_impl impl_pick(const char *dir)
 {
 	const char *v = getenv("PGSNAP_COPY_IMPL");
 	size_t i;
 
+	(void)dir;
 	for (i = 0; v && i < ARRAY_SIZE(impl_names); i++)
 		if (!strcmp(v, impl_names[i]))
 			return (enum copy_impl)i;
-	if (dir && !strcmp(fs_type_name(dir), "tmpfs") && uring_probe(NULL) == 0)
-		return IMPL_URING;
 	return IMPL_WRITE2;
 }
 

@@ -69,7 +69,7 @@ done
 
 # The other copy variants (the bench compares them) make the same clone.
 export PGSNAP_HOME=$TEST_TMP/tmpfs/home
-for impl in cfr2 write2 uringfix; do
+for impl in uring cfr2 write2 uringfix; do
 	run env PGSNAP_COPY_IMPL=$impl "$PGSNAP" new -m copy
 	is "$rc" 0 "copy/$impl: new exits 0"
 	[ "$rc" = 0 ] || { diag "$err"; continue; }
