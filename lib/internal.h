@@ -213,6 +213,8 @@ int registry_read(const pgsnap_store *s, pgsnap_clone **recs, size_t *n,
 void registry_unlock(registry *r);       /* also frees recs */
 int registry_save(registry *r, pgsnap_error *err);
 pgsnap_clone *registry_find(registry *r, const char *id);
+/* Does ref (an id, URL, JDBC URL or directory) name clone c? */
+bool clone_matches(const pgsnap_clone *c, const char *ref);
 int registry_append(registry *r, const pgsnap_clone *c);
 void registry_delete(registry *r, pgsnap_clone *c);
 /* Parse/format the registry text (exposed for tests and the fuzzer). */

@@ -255,8 +255,9 @@ int pgsnap_list(pgsnap_store *s, pgsnap_clone **out, size_t *n,
 	return 0;
 }
 
-/* Does ref name this clone: its id, its URL, its JDBC URL or its dir? */
-static bool clone_matches(const pgsnap_clone *c, const char *ref)
+/* Does ref name this clone: its id, its URL, its JDBC URL or its dir?
+ * (rm and snapshot save take the same names.) */
+bool clone_matches(const pgsnap_clone *c, const char *ref)
 {
 	char url[2048];
 

@@ -35,17 +35,6 @@
 
 /* ---- save ------------------------------------------------------------------ */
 
-static bool clone_matches(const pgsnap_clone *c, const char *ref)
-{
-	char url[2048];
-
-	if (!strcmp(ref, c->id) || !strcmp(ref, c->dir) ||
-	    !strcmp(ref, c->datadir))
-		return true;
-	pgsnap_clone_url(c, url, sizeof(url));
-	return !strcmp(ref, url);
-}
-
 static int find_clone(const pgsnap_store *s, const char *ref, pgsnap_clone *out,
 		      pgsnap_error *err)
 {
