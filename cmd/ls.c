@@ -11,7 +11,8 @@ static void help(void)
 	       "List the clones of the store: id, snapshot, state, server "
 	       "pid, age and URL.\n\n"
 	       "  -a, --all     also the warm pool's servers (state pooled),\n"
-	       "                which new hands out and nobody owns yet\n"
+	       "                which new hands out and nobody owns yet, and\n"
+	       "                clones still starting (no server yet)\n"
 	       "  -q, --quiet   print ids only\n"
 	       "      --json    print a JSON array, one object per clone\n"
 	       "                (the fields of 'pgsnap new --json')\n"
@@ -78,9 +79,12 @@ int cmd_ls(int argc, char **argv)
 		pgsnap_store_close(s);
 		return runtime_error(&err);
 	}
-	/* Pooled servers are not yet anyone's clone. */
+	/* Pooled servers are not yet anyone's clone, and a clone still
+	 * starting has no server (nor port) yet: the pool's keeper makes
+	 * those all the time. */
 	for (i = 0, k = 0; i < n; i++)
-		if (all || strcmp(v[i].state, "pooled"))
+		if (all || (strcmp(v[i].state, "pooled") &&
+			    strcmp(v[i].state, "starting")))
 			v[k++] = v[i];
 	n = k;
 	if (json)
