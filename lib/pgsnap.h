@@ -102,6 +102,10 @@ typedef struct pgsnap_new_opts {
 	/* Warm pool: clones of this variant to keep started and ready
 	 * (pgsnap_pool_kick); 0: PGSNAP_POOL, else 2.  no_pool disables. */
 	int pool;
+	/* --shared: a fresh database in a shared server instead of a server
+	 * of its own; the number of databases each shared server holds
+	 * (see pgsnap_new).  0: off. */
+	int shared;
 } pgsnap_new_opts;
 
 /* A clone as the registry knows it (public). */
@@ -130,6 +134,14 @@ typedef struct pgsnap_clone {
 	int keep;
 	char boot_id[40];
 	char opts_sig[64];         /* hash of the server-changing options (pool) */
+	/* --shared.  A lease (one database of a shared server) names its
+	 * server in parent and shares its pid, port, socket and directory;
+	 * a shared server (state "shared") holds dbs databases, dbs_used of
+	 * them handed out, the last at used_ms. */
+	char parent[32];
+	int dbs;
+	int dbs_used;
+	int64_t used_ms;
 } pgsnap_clone;
 
 /* Clone the snapshot (building it first when it is the shipped recipe
