@@ -10,7 +10,8 @@ static void help(void)
 	printf("Usage: pgsnap ls [OPTIONS]\n\n"
 	       "List the clones of the store: id, snapshot, state, server "
 	       "pid, age and URL.\n\n"
-	       "  -a, --all     also the warm pool's servers (state pooled),\n"
+	       "  -a, --all     also the warm pool's servers (state pooled) and\n"
+	       "                the shared servers of new's databases (shared),\n"
 	       "                which new hands out and nobody owns yet, and\n"
 	       "                clones still starting (no server yet)\n"
 	       "  -q, --quiet   print ids only\n"
@@ -81,10 +82,12 @@ int cmd_ls(int argc, char **argv)
 	}
 	/* Pooled servers are not yet anyone's clone, and a clone still
 	 * starting has no server (nor port) yet: the pool's keeper makes
-	 * those all the time. */
+	 * those all the time.  A shared server is no one's either: its
+	 * databases are (leases, listed with their own ids). */
 	for (i = 0, k = 0; i < n; i++)
 		if (all || (strcmp(v[i].state, "pooled") &&
-			    strcmp(v[i].state, "starting")))
+			    strcmp(v[i].state, "starting") &&
+			    strcmp(v[i].state, "shared")))
 			v[k++] = v[i];
 	n = k;
 	if (json)

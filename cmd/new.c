@@ -16,7 +16,10 @@ enum {
 	OPT_BUILD_IF_STALE,
 	OPT_NOW,
 	OPT_POOL,
+	OPT_SHARED,
 };
+
+#define SHARED_DEFAULT 16
 
 #define FOR_NEW 1u
 #define FOR_EXEC 2u
@@ -66,6 +69,8 @@ static const struct new_option {
 	  "N\tN servers, one line each (the pool first, the rest in parallel)" },
 	{ "pool", required_argument, OPT_POOL, FOR_BOTH,
 	  "N\tkeep N servers like this one warm (default 2, PGSNAP_POOL; 0: off)" },
+	{ "shared", optional_argument, OPT_SHARED, FOR_BOTH,
+	  "[=N]\ta fresh database in a shared server of N (default 16)" },
 	{ "help", no_argument, 'h', FOR_BOTH, "show this help" },
 };
 
@@ -86,8 +91,8 @@ void new_help_options(const char *cmd)
 				 tab ? (int)(tab - n->help) : 0, n->help);
 		else
 			snprintf(left, sizeof(left), "    --%s%s%.*s", n->name,
-				 tab ? " " : "", tab ? (int)(tab - n->help) : 0,
-				 n->help);
+				 tab && n->has_arg == required_argument ? " " :
+				 "", tab ? (int)(tab - n->help) : 0, n->help);
 		printf("  %-26s %s\n", left, tab ? tab + 1 : n->help);
 	}
 }
@@ -110,7 +115,7 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 	char shortopts[2 * sizeof(new_options) / sizeof(new_options[0]) + 4] = "+:";
 	size_t i, n = 0, k = 2;
 	const char *env;
-	int ch, pool_set = 0;
+	int ch, pool_set = 0, shared_set = 0;
 	long v;
 
 	memset(a, 0, sizeof(*a));
@@ -173,10 +178,28 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 			a->o.no_pool = v == 0;
 			pool_set = 1;
 			break;
+		case OPT_SHARED:
+			v = SHARED_DEFAULT;
+			if (optarg && opt_long(cmd, "--shared", optarg, 1,
+					       PGSNAP_SHARED_MAX, &v))
+				return EXIT_USAGE;
+			a->o.shared = (int)v;
+			shared_set = 1;
+			break;
 		case 'h': return NEW_PARSE_HELP;
 		default: return bad_option(cmd, argv, ch);
 		}
 	}
+	/* PGSNAP_SHARED=N makes every `new` of a test suite --shared=N
+	 * without touching its code (0: off). */
+	if (!shared_set && (env = getenv("PGSNAP_SHARED")) && *env) {
+		if (opt_long(cmd, "PGSNAP_SHARED", env, 0, PGSNAP_SHARED_MAX, &v))
+			return EXIT_USAGE;
+		a->o.shared = (int)v;
+	}
+	if (a->o.shared && a->o.keep)
+		return usage_error(cmd, "-k and --shared: a shared server's "
+				   "files are not one test's to keep");
 	if (a->o.build_if_stale)
 		a->o.progress = on_build;
 	if (!pool_set && (env = getenv("PGSNAP_POOL")) && *env &&

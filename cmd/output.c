@@ -185,6 +185,12 @@ void print_clone_json(FILE *f, const pgsnap_clone *c)
 	json_field(f, "snapshot", c->snapshot, 0);
 	json_field(f, "method", c->method, 0);
 	json_field(f, "state", c->state, 0);
+	/* --shared: the server a database lease lives in. */
+	if (c->parent[0])
+		json_field(f, "server", c->parent, 0);
+	if (c->dbs)
+		fprintf(f, ", \"databases\": %d, \"databases_used\": %d",
+			c->dbs, c->dbs_used);
 	fputc('}', f);
 }
 

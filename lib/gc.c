@@ -51,6 +51,8 @@ typedef struct gc_pass {
 	victim *v;
 	size_t nv, capv;
 	int64_t now;
+	const pgsnap_clone *recs;    /* the registry as read (shared servers) */
+	size_t nrecs;
 } gc_pass;
 
 void test_pause(const char *point)
@@ -170,11 +172,16 @@ static const char *const helper_titles[] = {
 	"io worker", "syslogger",
 };
 
-static bool is_client(pid_t pid)
+/* Is child pid a client backend (of database db, when not NULL)?  Titles
+ * read "postgres: USER DB HOST STATE"; a child not yet retitled counts for
+ * every database but is never signalled. */
+static bool is_client(pid_t pid, const char *db, bool *titled)
 {
 	char path[64], title[256];
-	size_t i;
+	const char *p;
+	size_t i, len;
 
+	*titled = false;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	if (read_file_buf(path, title, sizeof(title)) <= 0)
 		return false; /* exiting */
@@ -184,10 +191,29 @@ static bool is_client(pid_t pid)
 		if (!strncmp(title + 10, helper_titles[i],
 			     strlen(helper_titles[i])))
 			return false;
-	return true;
+	if (!db)
+		return true;
+	p = strchr(title + 10, ' ');
+	if (!p)
+		return true;
+	p++;
+	len = strlen(db);
+	*titled = true;
+	return !strncmp(p, db, len) && (p[len] == ' ' || p[len] == '\0');
 }
 
-int count_clients(pid_t postmaster)
+static int client_seen(pid_t pid, const char *db, int sig)
+{
+	bool titled;
+
+	if (!is_client(pid, db, &titled))
+		return 0;
+	if (sig && titled)
+		kill(pid, sig);
+	return 1;
+}
+
+int server_clients(pid_t postmaster, const char *db, int sig)
 {
 	char path[64], *p, *end;
 	cleanup_free char *kids = NULL;
@@ -200,8 +226,8 @@ int count_clients(pid_t postmaster)
 			long pid = strtol(p, &end, 10);
 			if (end == p)
 				break;
-			if (pid > 0 && is_client((pid_t)pid))
-				n++;
+			if (pid > 0)
+				n += client_seen((pid_t)pid, db, sig);
 		}
 		return n;
 	}
@@ -221,8 +247,8 @@ int count_clients(pid_t postmaster)
 			continue;
 		q = strrchr(stat, ')');
 		if (q && sscanf(q, ") %*c %ld", &ppid) == 1 &&
-		    ppid == postmaster && is_client((pid_t)pid))
-			n++;
+		    ppid == postmaster)
+			n += client_seen((pid_t)pid, db, sig);
 	}
 	closedir(d);
 	return n;
@@ -267,7 +293,7 @@ static bool dir_exists(const char *path)
 bool record_watched(const pgsnap_clone *c)
 {
 	return strcmp(c->state, "kept") &&
-	       (effective_timeout(c) > 0 || c->owner > 0 ||
+	       (clone_is_shared(c) || effective_timeout(c) > 0 || c->owner > 0 ||
 		!strcmp(c->state, "starting") ||
 		!strcmp(c->state, "stopping"));
 }
@@ -286,6 +312,30 @@ static void note_watched(gc_pass *g, const pgsnap_clone *c)
 				     due < g->res->next_due_ms))
 			g->res->next_due_ms = due;
 	}
+}
+
+static const pgsnap_clone *find_rec(const pgsnap_clone *v, size_t n,
+				    const char *id)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i].id, id))
+			return &v[i];
+	return NULL;
+}
+
+/* A shared server (shared.c) ends once every database was handed out and
+ * every lease ended, or when none was handed out for PGSNAP_POOL_TTL. */
+static const char *judge_shared(gc_pass *g, const pgsnap_clone *c)
+{
+	if (shared_leases(g->recs, g->nrecs, c->id))
+		return NULL;
+	if (c->dbs_used >= c->dbs)
+		return "all its databases were handed out and used";
+	if (g->now >= c->used_ms + pool_ttl_s() * 1000)
+		return "no database of it was handed out for PGSNAP_POOL_TTL "
+		       "seconds";
+	return NULL;
 }
 
 /* The reason to remove c, or NULL to keep it. */
@@ -312,27 +362,23 @@ static const char *judge(gc_pass *g, const pgsnap_clone *c, bool *other_boot)
 		return "its server died";
 	if (!dir_exists(c->dir))
 		return "its directory is gone";
+	if (clone_is_shared(c))
+		return judge_shared(g, c);
+	if (clone_is_lease(c) && !find_rec(g->recs, g->nrecs, c->parent))
+		return "its shared server is gone";
 	if (c->owner > 0 && !proc_alive(c->owner, c->owner_start))
 		return "its owner process ended";
 	t = effective_timeout(c);
 	if (t > 0 && g->now >= c->created_ms + (int64_t)t * 1000) {
 		/* A stopped server (snapshot save pauses one while it copies
 		 * the files) counts as in use. */
-		if (!proc_stopped(c->pid) && count_clients(c->pid) == 0)
+		if (!proc_stopped(c->pid) &&
+		    server_clients(c->pid, clone_is_lease(c) ? c->dbname : NULL,
+				   0) == 0)
 			return "its time limit is up and no client is "
 			       "connected";
 		g->res->busy = true;
 	}
-	return NULL;
-}
-
-static const pgsnap_clone *find_rec(const pgsnap_clone *v, size_t n,
-				    const char *id)
-{
-	size_t i;
-	for (i = 0; i < n; i++)
-		if (!strcmp(v[i].id, id))
-			return &v[i];
 	return NULL;
 }
 
@@ -520,6 +566,13 @@ static void stop_servers(gc_pass *g)
 		victim *v = &g->v[i];
 		if (!v->taken || v->action != A_REMOVE || v->other_boot)
 			continue;
+		/* A lease's server is its shared server's: only the
+		 * lease's own sessions end. */
+		if (clone_is_lease(&v->c)) {
+			if (proc_alive(v->c.pid, v->c.pid_start))
+				server_clients(v->c.pid, v->c.dbname, SIGTERM);
+			continue;
+		}
 		v->spid = find_server(&v->c, &v->sstart);
 		if (v->spid > 0)
 			kill(v->spid, SIGINT);
@@ -684,6 +737,8 @@ int gc_run(pgsnap_store *s, const gc_opts *o, gc_result *res,
 	r = registry_read(s, &recs, &n, err);
 	if (r < 0)
 		return r;
+	g.recs = recs;
+	g.nrecs = n;
 	r = judge_all(&g, recs, n, err);
 	if (r < 0)
 		goto out;
@@ -705,7 +760,7 @@ int gc_run(pgsnap_store *s, const gc_opts *o, gc_result *res,
 			victim *v = &g.v[i];
 			if (!v->taken)
 				continue;
-			if (v->action == A_REMOVE)
+			if (v->action == A_REMOVE && !clone_is_lease(&v->c))
 				release_files(&g, v);
 			report(&g, v);
 			res->removed += v->action == A_REMOVE;

@@ -255,8 +255,10 @@ void gc_before_new(pgsnap_store *s);
 long effective_timeout(const pgsnap_clone *c);
 /* Does this record need a supervisor (a limit, or a process at work)? */
 bool record_watched(const pgsnap_clone *c);
-/* Client backends of a postmaster (its children that are not helpers). */
-int count_clients(pid_t postmaster);
+/* Client backends of a postmaster (its children that are not helpers),
+ * of database db only when db is not NULL; sig != 0: signal each of them
+ * (those of db, whose titles say so). */
+int server_clients(pid_t postmaster, const char *db, int sig);
 /* PGSNAP_TEST_PAUSE=point stops this process there (SIGSTOP), so that a
  * test can kill it at a known instant. */
 void test_pause(const char *point);
@@ -372,6 +374,27 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 /* Remove clone id if it is still in the pool; -ENOENT when it is not. */
 int clone_rm_pooled(pgsnap_store *s, const char *id, pgsnap_error *err);
 
+/* ---- shared.c: --shared, a fresh database in a shared server ----------- */
+
+bool clone_is_lease(const pgsnap_clone *c);   /* one database of a server */
+bool clone_is_shared(const pgsnap_clone *c);  /* a server handing them out */
+/* Leases of server id among v[0..n-1]. */
+size_t shared_leases(const pgsnap_clone *v, size_t n, const char *id);
+/* Hand out the next database of a shared server of t->opts_sig (one in
+ * use first, else a pooled one), as a lease with t's creator, owner and
+ * limits, in one registry update.  1: *out is the lease; 0: none. */
+int shared_take(pgsnap_store *s, const pgsnap_clone *t, pgsnap_clone *out,
+		pgsnap_error *err);
+/* A server srv just started for t: record it as shared with t's lease of
+ * its first database (*out), in one registry update. */
+int shared_commit(pgsnap_store *s, const pgsnap_clone *srv,
+		  const pgsnap_clone *t, pgsnap_clone *out, pgsnap_error *err);
+/* End lease id (its sessions are terminated).  When it was its server's
+ * last and the server has no database left, the server is marked
+ * "stopping" for us and its id is put in retire: the caller removes it. */
+int shared_end_lease(pgsnap_store *s, const char *id, char *retire,
+		     size_t len, pgsnap_error *err);
+
 /* ---- pool.c: the warm pool ---------------------------------------------- */
 
 /* The variant of a clone: what makes its server differ from another's
@@ -380,6 +403,9 @@ void pool_sig(const pgsnap_new_opts *o, const char *snap, const char *snapdir,
 	      const char *method, char *sig, size_t len);
 /* Clones to keep warm for o; 0: no pool. */
 int pool_size(const pgsnap_new_opts *o);
+/* PGSNAP_POOL_TTL: seconds an unused pooled server (or a shared one with
+ * databases left) lives. */
+long pool_ttl_s(void);
 /* Hand out the oldest live pooled clone of tmpl->opts_sig, giving it the
  * caller's fields of tmpl (creator, owner, limits, created_ms), in one
  * registry update.  1: *out is it; 0: the pool has none. */

@@ -152,6 +152,13 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 	if (o->owner > 0 && !proc_alive(o->owner, 0))
 		return pgsnap_err(err, ESRCH, "--owner %d: no such process",
 				  (int)o->owner);
+	if (o->shared < 0 || o->shared > PGSNAP_SHARED_MAX)
+		return pgsnap_err(err, EINVAL, "--shared=%d: the databases of a "
+				  "shared server are 1 to %d", o->shared,
+				  PGSNAP_SHARED_MAX);
+	if (o->shared && o->keep)
+		return pgsnap_err(err, EINVAL, "-k with --shared: a shared "
+				  "server's files are not one test's to keep");
 	if ((r = guard_fd_limit(err)) < 0)
 		return r;
 	gc_before_new(s);
@@ -179,7 +186,13 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 	c.keep = o->keep;
 	c.created_ms = now_ms();
 	pool_sig(o, snap, snapdir, eng->name, c.opts_sig, sizeof(c.opts_sig));
-	if (!pooled && pool_size(o) > 0 && (r = pool_take(s, &c, out, err)) != 0) {
+	if (!pooled && o->shared > 0 && (r = shared_take(s, &c, out, err)) != 0) {
+		if (r > 0)
+			supervisor_ensure(s, NULL); /* shared servers are watched */
+		return r < 0 ? r : 0;
+	}
+	if (!pooled && !o->shared && pool_size(o) > 0 &&
+	    (r = pool_take(s, &c, out, err)) != 0) {
 		if (r > 0 && record_watched(out))
 			supervisor_ensure(s, NULL);
 		return r < 0 ? r : 0;
@@ -210,6 +223,14 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 		pool_warm(&c);
 	test_pause("server");
 
+	c.dbs = o->shared;
+	if (o->shared && !pooled) {
+		/* Our lease carries the caller's fields; the server none. */
+		if ((r = shared_commit(s, &c, &c, out, err)) < 0)
+			goto fail;
+		supervisor_ensure(s, NULL);
+		return 0;
+	}
 	snprintf(c.state, sizeof(c.state), pooled ? "pooled" : "ready");
 	if ((r = registry_edit(s, c.id, edit_replace, &c, err)) < 0)
 		goto fail;
@@ -309,6 +330,23 @@ static int destroy_clone(pgsnap_store *s, const pgsnap_clone *c,
 	return 0;
 }
 
+/* The record and, for a shared server, its leases. */
+static int edit_delete_all(registry *reg, pgsnap_clone *found, void *arg)
+{
+	char id[32];
+	size_t i;
+
+	(void)arg;
+	if (!found)
+		return 0;
+	snprintf(id, sizeof(id), "%s", found->id);
+	registry_delete(reg, found);
+	for (i = reg->n; i-- > 0;)
+		if (!strcmp(reg->recs[i].parent, id))
+			registry_delete(reg, &reg->recs[i]);
+	return 0;
+}
+
 static int edit_mark_stopping(registry *reg, pgsnap_clone *found, void *arg)
 {
 	(void)reg;
@@ -343,12 +381,31 @@ static int rm_one_edit(pgsnap_store *s, const char *id,
 	r = destroy_clone(s, &c, err);
 	if (r < 0)
 		return r;
-	return registry_edit(s, id, edit_delete, NULL, err);
+	return registry_edit(s, id, edit_delete_all, NULL, err);
 }
 
-static int rm_one(pgsnap_store *s, const char *id, pgsnap_error *err)
+/* A lease ends alone; its server goes with its last one (shared.c). */
+static int rm_lease(pgsnap_store *s, const char *id, pgsnap_error *err)
 {
-	return rm_one_edit(s, id, edit_mark_stopping, err);
+	pgsnap_clone c;
+	char retire[32];
+	int r = shared_end_lease(s, id, retire, sizeof(retire), err);
+
+	if (r < 0 || !retire[0])
+		return r;
+	/* Already marked "stopping" for us: read it back and remove it. */
+	if (registry_edit(s, retire, edit_mark_stopping, &c, NULL) < 0)
+		return 0; /* someone else (rm --all) took it */
+	if (destroy_clone(s, &c, NULL) == 0)
+		registry_edit(s, retire, edit_delete_all, NULL, NULL);
+	return 0; /* the lease ended; gc finishes a server that resists */
+}
+
+static int rm_one(pgsnap_store *s, const char *id, bool lease,
+		  pgsnap_error *err)
+{
+	return lease ? rm_lease(s, id, err) :
+		rm_one_edit(s, id, edit_mark_stopping, err);
 }
 
 int clone_rm_pooled(pgsnap_store *s, const char *id, pgsnap_error *err)
@@ -360,6 +417,7 @@ int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)
 {
 	registry reg;
 	char id[32] = "";
+	bool lease = false;
 	size_t i;
 	int r = registry_lock(s, &reg, err);
 
@@ -368,6 +426,7 @@ int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)
 	for (i = 0; i < reg.n; i++) {
 		if (clone_matches(&reg.recs[i], ref)) {
 			snprintf(id, sizeof(id), "%s", reg.recs[i].id);
+			lease = clone_is_lease(&reg.recs[i]);
 			break;
 		}
 	}
@@ -375,7 +434,7 @@ int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)
 	if (!id[0])
 		return pgsnap_err(err, ENOENT, "no clone '%s' in this store "
 				  "(see 'pgsnap ls')", ref);
-	return rm_one(s, id, err);
+	return rm_one(s, id, lease, err);
 }
 
 int pgsnap_rm_all(pgsnap_store *s, size_t *removed, pgsnap_error *err)
@@ -392,7 +451,7 @@ int pgsnap_rm_all(pgsnap_store *s, size_t *removed, pgsnap_error *err)
 		return r;
 	for (i = 0; i < n; i++) {
 		pgsnap_error e2;
-		r = rm_one(s, v[i].id, &e2);
+		r = rm_one(s, v[i].id, clone_is_lease(&v[i]), &e2);
 		if (r == 0)
 			(*removed)++;
 		else if (r != -ENOENT && !first) {

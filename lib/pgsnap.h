@@ -43,6 +43,8 @@ extern "C" {
 
 #define PGSNAP_API __attribute__((visibility("default")))
 
+#define PGSNAP_SHARED_MAX 1000     /* databases in one shared server */
+
 /* Error: the negative errno a call returned and a one-line message. */
 typedef struct pgsnap_error {
 	int code;
@@ -104,7 +106,7 @@ typedef struct pgsnap_new_opts {
 	int pool;
 	/* --shared: a fresh database in a shared server instead of a server
 	 * of its own; the number of databases each shared server holds
-	 * (see pgsnap_new).  0: off. */
+	 * (see pgsnap_new), 1 to PGSNAP_SHARED_MAX.  0: off. */
 	int shared;
 } pgsnap_new_opts;
 

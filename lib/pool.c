@@ -69,6 +69,11 @@ void pool_sig(const pgsnap_new_opts *o, const char *snap, const char *snapdir,
 	PUT(o->tcp && o->ipv6 ? "ipv6" : "");
 	PUT(o->server_opts ? o->server_opts : "");
 	PUT(o->now ? o->now : "");
+	if (o->shared > 0) {
+		char dbs[16];
+		snprintf(dbs, sizeof(dbs), "shared %d", o->shared);
+		PUT(dbs);
+	}
 #undef PUT
 	sha256_final(&h, d);
 	sha256_hex(d, hex);
@@ -89,7 +94,7 @@ int pool_size(const pgsnap_new_opts *o)
 	return POOL_DEFAULT;
 }
 
-static long pool_ttl_s(void)
+long pool_ttl_s(void)
 {
 	const char *e = getenv("PGSNAP_POOL_TTL");
 	long v;

@@ -94,19 +94,25 @@ table() {
 			if (tpl > 0) target("warm: >= 10x faster than the template route (test settings)", tpl / x >= 10, ratio(tpl, x))
 			if (tpld > 0) target("warm: >= 10x faster than the template route (PG defaults)", tpld / x >= 10, ratio(tpld, x))
 		}
+		if ((x = m["pgsnap-warm-shared"]) > 0) {
+			target("warm --shared -> first query: median < 5 ms", x < 5, sprintf("%.2f ms", x))
+			if (tpl > 0) target("warm --shared: >= 10x the template route (test settings)", tpl / x >= 10, ratio(tpl, x))
+			if (tpld > 0) target("warm --shared: >= 10x the template route (PG defaults)", tpld / x >= 10, ratio(tpld, x))
+		}
 		if ((x = m["pgsnap-cold-overlay"]) > 0) target("cold (overlay): median < 45 ms", x < 45, sprintf("%.2f ms", x))
 		if ((x = m["pgsnap-cold-copy-ext4"]) > 0) target("cold (copy on ext4): median < 90 ms", x < 90, sprintf("%.2f ms", x))
 		else if ((x = m["pgsnap-cold-copy"]) > 0) target("cold (copy): median < 90 ms", x < 90, sprintf("%.2f ms", x))
 		for (k in v) if (k ~ /^burst-.*\/clones_per_s$/)
 			target("burst: >= 40 ready clones/s", v[k] >= 40, sprintf("%.1f/s", v[k]))
-		for (k in v) if (k ~ /^suite-.*-pgsnap\/wall_ms$/) {
-			s = k; sub(/-pgsnap\/wall_ms$/, "", s)
+		for (k in v) if (k ~ /^suite-.*-pgsnap(-shared)?\/wall_ms$/) {
+			s = k; sub(/-pgsnap(-shared)?\/wall_ms$/, "", s)
+			how = k ~ /-shared\// ? "pgsnap new --shared" : "a server per test"
 			t1 = v[s "-template-WAL_LOG/wall_ms"]; t2 = v[s "-template-FILE_COPY/wall_ms"]
 			t = (t1 > 0 && (t2 == "" || t1 < t2)) ? t1 : t2
-			if (t > 0) target("suite: >= 3x faster than the template route (test settings)", t / v[k] >= 3, ratio(t, v[k]))
+			if (t > 0) target("suite (" how "): >= 3x the template route (test settings)", t / v[k] >= 3, ratio(t, v[k]))
 			t1 = v[s "-template-WAL_LOG-pgdefaults/wall_ms"]; t2 = v[s "-template-FILE_COPY-pgdefaults/wall_ms"]
 			t = (t1 > 0 && (t2 == "" || t1 < t2)) ? t1 : t2
-			if (t > 0) target("suite: >= 3x faster than the template route (PG defaults)", t / v[k] >= 3, ratio(t, v[k]))
+			if (t > 0) target("suite (" how "): >= 3x the template route (PG defaults)", t / v[k] >= 3, ratio(t, v[k]))
 		}
 	}' "$1"
 	echo
@@ -263,6 +269,10 @@ if want pgsnap; then
 		-- "$PGSNAP" new --- "$PGSNAP" rm {}
 	PGSNAP_POOL=2 timed pgsnap-warm-b2b "pgsnap new back to back (pool 2 drains; rm in between)" \
 		lat -- "$PGSNAP" new --- "$PGSNAP" rm {}
+	# A fresh database in a running shared server (new --shared).
+	PGSNAP_POOL=2 "$PGSNAP" new --shared >/dev/null
+	PGSNAP_POOL=2 timed pgsnap-warm-shared "pgsnap new --shared: a fresh database of a running shared server" \
+		lat -- "$PGSNAP" new --shared --- "$PGSNAP" rm {}
 	"$PGSNAP" rm --all >/dev/null
 fi
 
@@ -383,6 +393,15 @@ if want suite; then
 		row val "suite-$SUITE-pgsnap" wall_ms "$2" ms "$SUITE tests on $SUITE_J workers: pgsnap new (pool $SUITE_J), 5 queries, pgsnap rm"
 	else
 		row na "suite-$SUITE-pgsnap" - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	# A fresh database in a shared server each (new --shared): the
+	# isolation of the template route, without a server start per test.
+	if s=$(PGSNAP_POOL=2 "$TIMER" suite -n "$SUITE" -j "$SUITE_J" -- "$PGSNAP" new \
+		--shared --- "$PGSNAP" rm {} 2>"$WORK/err"); then
+		set -- $s
+		row val "suite-$SUITE-pgsnap-shared" wall_ms "$2" ms "$SUITE tests on $SUITE_J workers: pgsnap new --shared (16 databases a server, pool 2), 5 queries, pgsnap rm"
+	else
+		row na "suite-$SUITE-pgsnap-shared" - - - - - - "failed: $(tail -1 "$WORK/err")"
 	fi
 	for st in WAL_LOG FILE_COPY; do
 		for srv in "" -pgdefaults; do

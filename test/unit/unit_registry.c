@@ -83,7 +83,7 @@ static void test_limits(void)
 	snprintf(c.state, sizeof(c.state), "starting");
 	ok(record_watched(&c), "a clone being made is watched (its creator "
 	   "may die)");
-	ok(count_clients(getpid()) == 0, "a process with no child has no "
+	ok(server_clients(getpid(), NULL, 0) == 0, "a process with no child has no "
 	   "client");
 }
 

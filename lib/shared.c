@@ -1,0 +1,206 @@
+/*
+ * shared.c - `new --shared`: a fresh database in a shared server.
+ *
+ * A server of one's own costs a postgres start and stop (~30-40 ms of CPU
+ * here); a test suite that needs hundreds of fresh databases on two cores
+ * is bound by that.  A *shared server* is a clone of a derived snapshot
+ * whose golden already holds dbs copies of the `postgres` database
+ * (pgsnap_1 .. pgsnap_N, never connected to; snapshot.c builds it).  Each
+ * `new --shared` takes the next unused one: a *lease*, its own registry
+ * record (own id, owner and limits) that names the server in `parent` and
+ * shares its pid, port, socket and directory.  Every database is handed
+ * out once; a server whose databases were all handed out and whose leases
+ * all ended is removed like any clone, one with unused databases after
+ * PGSNAP_POOL_TTL seconds without a handout (gc.c judges both).
+ *
+ * The registry lock makes each handout unique; nothing is copied or
+ * started on the way, so a handout costs what a pooled one does.
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+bool clone_is_lease(const pgsnap_clone *c)
+{
+	return c->parent[0] != '\0';
+}
+
+bool clone_is_shared(const pgsnap_clone *c)
+{
+	return !strcmp(c->state, "shared");
+}
+
+size_t shared_leases(const pgsnap_clone *v, size_t n, const char *id)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += !strcmp(v[i].parent, id);
+	return k;
+}
+
+/* Under the lock: the lease for the next database of server srv, made
+ * from the caller's template t (creator, owner, limits). */
+static int lease_add(registry *reg, pgsnap_clone *srv, const pgsnap_clone *t,
+		     pgsnap_clone *out)
+{
+	pgsnap_clone l = *srv;
+	int tries;
+
+	snprintf(l.state, sizeof(l.state), "ready");
+	snprintf(l.parent, sizeof(l.parent), "%s", srv->id);
+	snprintf(l.dbname, sizeof(l.dbname), "pgsnap_%d", srv->dbs_used + 1);
+	l.dbs = 0;
+	l.dbs_used = 0;
+	l.used_ms = 0;
+	l.creator = t->creator;
+	l.creator_start = t->creator_start;
+	l.owner = t->owner;
+	l.owner_start = t->owner_start;
+	l.timeout_s = t->timeout_s;
+	l.keep = 0;
+	l.created_ms = t->created_ms;
+	for (tries = 0; tries < 8; tries++) {
+		random_hex(l.id, 8);
+		if (!registry_find(reg, l.id))
+			break;
+	}
+	if (tries == 8)
+		return -EEXIST;
+	/* srv may move when the array grows: update it first. */
+	srv->dbs_used++;
+	srv->used_ms = t->created_ms;
+	if (registry_append(reg, &l) < 0) {
+		srv->dbs_used--;
+		return -ENOMEM;
+	}
+	*out = l;
+	return 0;
+}
+
+static bool usable(const pgsnap_store *s, const pgsnap_clone *c,
+		   const char *sig, const char *state)
+{
+	return !strcmp(c->state, state) && !strcmp(c->opts_sig, sig) &&
+	       !strcmp(c->boot_id, s->boot_id) && c->dbs_used < c->dbs &&
+	       proc_alive(c->pid, c->pid_start);
+}
+
+int shared_take(pgsnap_store *s, const pgsnap_clone *t, pgsnap_clone *out,
+		pgsnap_error *err)
+{
+	pgsnap_clone *best = NULL;
+	registry reg;
+	size_t i;
+	int r;
+
+	if ((r = registry_lock(s, &reg, err)) < 0)
+		return r;
+	/* A server in use first (the one with the fewest databases left:
+	 * it ends the soonest), then a fresh one from the pool. */
+	for (i = 0; i < reg.n; i++) {
+		pgsnap_clone *c = &reg.recs[i];
+		if (usable(s, c, t->opts_sig, "shared") &&
+		    (!best || c->dbs - c->dbs_used < best->dbs - best->dbs_used))
+			best = c;
+	}
+	for (i = 0; !best && i < reg.n; i++) {
+		pgsnap_clone *c = &reg.recs[i];
+		if (usable(s, c, t->opts_sig, "pooled") && c->dbs > 0) {
+			best = c;
+			snprintf(c->state, sizeof(c->state), "shared");
+			/* Nobody's: its leases have owners and limits. */
+			c->owner = 0;
+			c->owner_start = 0;
+			c->creator = 0;
+			c->creator_start = 0;
+			c->created_ms = t->created_ms;
+		}
+	}
+	if (!best) {
+		registry_unlock(&reg);
+		return 0;
+	}
+	r = lease_add(&reg, best, t, out);
+	if (r < 0)
+		pgsnap_err(err, r, "registry update failed");
+	else
+		r = registry_save(&reg, err);
+	registry_unlock(&reg);
+	return r < 0 ? r : 1;
+}
+
+int shared_commit(pgsnap_store *s, const pgsnap_clone *srv,
+		  const pgsnap_clone *t, pgsnap_clone *out, pgsnap_error *err)
+{
+	pgsnap_clone *cur;
+	registry reg;
+	int r;
+
+	if ((r = registry_lock(s, &reg, err)) < 0)
+		return r;
+	cur = registry_find(&reg, srv->id);
+	if (!cur) {
+		registry_unlock(&reg);
+		return pgsnap_err(err, ENOENT, "clone %s vanished from the "
+				  "registry", srv->id);
+	}
+	*cur = *srv;
+	snprintf(cur->state, sizeof(cur->state), "shared");
+	cur->owner = 0;
+	cur->owner_start = 0;
+	cur->creator = 0;
+	cur->creator_start = 0;
+	cur->keep = 0;
+	cur->dbs_used = 0;
+	r = lease_add(&reg, cur, t, out);
+	if (r < 0)
+		pgsnap_err(err, r, "registry update failed");
+	else
+		r = registry_save(&reg, err);
+	registry_unlock(&reg);
+	return r;
+}
+
+int shared_end_lease(pgsnap_store *s, const char *id, char *retire,
+		     size_t len, pgsnap_error *err)
+{
+	pgsnap_clone l, *cur, *srv;
+	registry reg;
+	int r;
+
+	retire[0] = '\0';
+	if ((r = registry_lock(s, &reg, err)) < 0)
+		return r;
+	cur = registry_find(&reg, id);
+	if (!cur) {
+		registry_unlock(&reg);
+		return pgsnap_err(err, ENOENT, "no clone '%s' in this store", id);
+	}
+	l = *cur;
+	registry_delete(&reg, cur);
+	srv = registry_find(&reg, l.parent);
+	/* Its last lease ended and no database is left to hand out: the
+	 * caller removes the server, marked "stopping" here so that no one
+	 * else does it too. */
+	if (srv && clone_is_shared(srv) && srv->dbs_used >= srv->dbs &&
+	    !shared_leases(reg.recs, reg.n, srv->id)) {
+		snprintf(srv->state, sizeof(srv->state), "stopping");
+		srv->creator = getpid();
+		srv->creator_start = proc_start_time(srv->creator);
+		snprintf(retire, len, "%s", srv->id);
+	}
+	r = registry_save(&reg, err);
+	registry_unlock(&reg);
+	if (r < 0) {
+		retire[0] = '\0';
+		return r;
+	}
+	/* A test that ended without closing its sessions: they end now, as
+	 * they would with a server of its own. */
+	if (proc_alive(l.pid, l.pid_start))
+		server_clients(l.pid, l.dbname, SIGTERM);
+	return 0;
+}
