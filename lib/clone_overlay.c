@@ -44,8 +44,12 @@ static int do_mount(const char *lower, const char *upper, const char *work,
 		return pgsnap_err(err, EINVAL, "overlayfs cannot take a path "
 				  "holding ',', ':' or '\\' (%s, %s)", lower,
 				  upper);
+	/* index=off: with the index, a copy-up of one hard link of the
+	 * golden (the copies of `databases N`) would show through its other
+	 * links; without it a copy-up breaks the link for that path only.
+	 * Kernels built with OVERLAY_FS_INDEX default to on. */
 	n = snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s,"
-		     "volatile%s", lower, upper, work,
+		     "index=off,volatile%s", lower, upper, work,
 		     /* trusted.* xattrs need real root: user.overlay.* */
 		     user ? ",userxattr" : "");
 	if (n < 0 || (size_t)n >= sizeof(opts))

@@ -55,14 +55,76 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 	}
 }
 
+/* Files with more than one link, by inode: their bytes are packed once
+ * and every path names the same place in the image. */
+typedef struct packed {
+	dev_t dev;
+	ino_t ino;
+	uint64_t len, off;
+} packed;
+
 typedef struct walk {
 	sbuf body;
+	packed *links;          /* open addressing, ino hashed; ino 0: free */
+	size_t links_n, links_cap;
 	int image_fd;
 	uint64_t dirs, files, bytes, image_bytes, largest;
 	char *buf;              /* one file's contents at a time */
 	size_t buf_cap;
 	pgsnap_error *err;
 } walk;
+
+static packed *link_slot(walk *w, const struct stat *st)
+{
+	size_t i = (size_t)(st->st_ino * 0x9e3779b97f4a7c15ull) &
+		   (w->links_cap - 1);
+
+	while (w->links[i].ino &&
+	       (w->links[i].ino != st->st_ino || w->links[i].dev != st->st_dev))
+		i = (i + 1) & (w->links_cap - 1);
+	return &w->links[i];
+}
+
+static const packed *link_find(walk *w, const struct stat *st)
+{
+	packed *p;
+
+	if (!w->links_cap)
+		return NULL;
+	p = link_slot(w, st);
+	return p->ino ? p : NULL;
+}
+
+/* Best effort: without memory, a linked file is only packed again. */
+static void link_add(walk *w, const struct stat *st, uint64_t len,
+		     uint64_t off)
+{
+	packed *p;
+
+	if (w->links_n * 2 >= w->links_cap) {
+		size_t cap = w->links_cap ? w->links_cap * 2 : 256, i;
+		packed *old = w->links, *nv = calloc(cap, sizeof(*nv));
+		size_t old_cap = w->links_cap;
+
+		if (!nv)
+			return;
+		w->links = nv;
+		w->links_cap = cap;
+		for (i = 0; i < old_cap; i++)
+			if (old[i].ino) {
+				struct stat k = { .st_dev = old[i].dev,
+						  .st_ino = old[i].ino };
+				*link_slot(w, &k) = old[i];
+			}
+		free(old);
+	}
+	p = link_slot(w, st);
+	p->dev = st->st_dev;
+	p->ino = st->st_ino;
+	p->len = len;
+	p->off = off;
+	w->links_n++;
+}
 
 static bool name_ok(const char *n)
 {
@@ -74,11 +136,24 @@ static bool name_ok(const char *n)
 static int add_file(walk *w, int dfd, const char *name, const char *rel,
 		    const struct stat *st)
 {
-	cleanup_close int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC |
-				      O_NOFOLLOW);
+	cleanup_close int fd = -1;
 	uint64_t size = (uint64_t)st->st_size, got = 0, pending = 0;
+	const packed *same = st->st_nlink > 1 && st->st_ino ? link_find(w, st)
+							     : NULL;
 	int r;
 
+	if (same) {
+		/* Each path is still its own file in a clone. */
+		sb_printf(&w->body, "f\t%04o\t%" PRIu64 "\t%" PRIu64 "\t%"
+			  PRIu64 "\t%s\n", (unsigned)(st->st_mode & 07777),
+			  size, same->len, same->off, rel);
+		w->bytes += size;
+		w->files++;
+		if (size > w->largest)
+			w->largest = size;
+		return 0;
+	}
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return pgsnap_errno(w->err, errno, "cannot read %s", rel);
 	while (got < size) {
@@ -112,6 +187,8 @@ static int add_file(walk *w, int dfd, const char *name, const char *rel,
 	sb_printf(&w->body, "f\t%04o\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
 		  "\t%s\n", (unsigned)(st->st_mode & 07777), size,
 		  size - pending, w->image_bytes, rel);
+	if (st->st_nlink > 1 && st->st_ino)
+		link_add(w, st, size - pending, w->image_bytes);
 	w->image_bytes += size - pending;
 	w->bytes += size;
 	w->files++;
@@ -239,6 +316,7 @@ int manifest_write(const pgsnap_store *s, const char *snapdir,
 	if (r < 0)
 		unlink(tmp);
 	free(w.buf);
+	free(w.links);
 	free(w.body.p);
 	free(head.p);
 	return r;

@@ -12,7 +12,9 @@
  *   l<TAB>TARGET<TAB>PATH
  * SIZE is the file's size, DATA the bytes before its trailing zeros (the
  * rest is left a hole), OFFSET where those bytes start in SNAPDIR/image,
- * the packed contents of every file.  PATH is relative to data/.
+ * the packed contents of every file.  PATH is relative to data/.  Hard
+ * links of data/ (the copies of `databases N`) are packed once: their
+ * entries share DATA and OFFSET, and a clone gets a file for each path.
  */
 #ifndef PGSNAP_MANIFEST_H
 #define PGSNAP_MANIFEST_H

@@ -19,6 +19,7 @@
 
 #define MAX_INCLUDE_DEPTH 8
 #define MAX_RECIPE_BYTES (1 << 20)
+#define MAX_DATABASES 1000
 
 extern const struct pgsnap_recipe_text {
 	const char *name, *text;
@@ -210,6 +211,21 @@ int recipe_add_line(recipe *r, const char *line, const char *origin,
 		r->now = strdup(a);
 		if (!r->now)
 			rc = -ENOMEM;
+	} else if (!strcmp(word, "databases")) {
+		char *end;
+		long n;
+
+		if (r->databases)
+			return pgsnap_err(err, EINVAL, "%s, line %d: a second "
+				"'databases' (the recipe already asks for %d)",
+				origin, lineno, r->databases);
+		errno = 0;
+		n = a[0] >= '0' && a[0] <= '9' ? strtol(a, &end, 10) : -1;
+		if (n < 1 || n > MAX_DATABASES || errno || *end)
+			return pgsnap_err(err, EINVAL, "%s, line %d: 'databases "
+				"%s': expected a number from 1 to %d", origin,
+				lineno, a, MAX_DATABASES);
+		r->databases = (int)n;
 	} else {
 		goto bad;
 	}
@@ -221,7 +237,7 @@ int recipe_add_line(recipe *r, const char *line, const char *origin,
 bad:
 	return pgsnap_err(err, EINVAL, "%s, line %d: cannot read '%s' "
 		"(directives: initdb, setting, sql, exec, extension, input, "
-		"from, now, include, cd)", origin, lineno, line);
+		"from, now, databases, include, cd)", origin, lineno, line);
 }
 
 int recipe_add_text(recipe *r, const char *text, const char *origin,

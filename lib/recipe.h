@@ -27,6 +27,7 @@ typedef struct recipe {
 	char from[64];       /* base snapshot; "" with initdb directives */
 	bool from_given;
 	char *now;           /* mock now(): timestamp or "clock"; NULL: off */
+	int databases;       /* copies pgsnap_1..N of postgres; 0: none */
 	char *source;        /* top-level directives, paths made absolute:
 			      * stored in the snapshot to rebuild it later */
 	size_t source_len;

@@ -781,7 +781,11 @@ static int64_t tree_size(int dfd)
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		sum += (int64_t)st.st_blocks * 512;
+		/* Hard links (the copies of `databases N`) all live in
+		 * the snapshot: each counts its share of the blocks. */
+		sum += (int64_t)st.st_blocks * 512 /
+		       (S_ISDIR(st.st_mode) || st.st_nlink < 1 ? 1
+							     : st.st_nlink);
 		if (S_ISDIR(st.st_mode)) {
 			int fd = openat(dirfd(d), e->d_name, O_RDONLY |
 					O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -94,4 +94,23 @@ int mocktime_install(PGconn *conn, const char *now, pgsnap_error *err);
 /* "clock" or something that looks like a timestamp; the server checks. */
 int mocktime_check(const char *now, pgsnap_error *err);
 
+/* `databases N` (snapshot_dbs.c): on a connection to template1 of the
+ * build server, make pgsnap_1..N copies of postgres with its settings and
+ * ACL; out gets the oids. */
+typedef struct dbs_oids {
+	unsigned postgres;
+	unsigned *copies;
+	size_t n;
+} dbs_oids;
+int dbs_create(PGconn *c, int n, int pg_major, dbs_oids *out,
+	       pgsnap_error *err);
+void dbs_oids_free(dbs_oids *o);
+/* With the server stopped: files of the copies that are byte-identical to
+ * postgres's become hard links to them. */
+typedef struct dbs_stats {
+	uint64_t linked, kept, bytes;   /* files linked, left, bytes saved */
+} dbs_stats;
+int dbs_dedup(const pgsnap_store *s, const char *datadir, const dbs_oids *o,
+	      dbs_stats *st, pgsnap_error *err);
+
 #endif

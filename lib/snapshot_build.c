@@ -44,6 +44,7 @@ typedef struct build {
 	pid_t pid;
 	int64_t t0;
 	char **envp;
+	dbs_oids dbs;        /* the copies of `databases N` */
 } build;
 
 static void progress(build *b, const char *fmt, ...)
@@ -604,6 +605,21 @@ static int vacuum_all(build *b, pgsnap_error *err)
 	return r < 0 ? pgsnap_err_wrap(err, "vacuum") : 0;
 }
 
+/* After vacuum, so that it does not touch the copies (snapshot_dbs.c). */
+static int run_databases(build *b, pgsnap_error *err)
+{
+	PGconn *c;
+	int r;
+
+	if ((r = connect_db(b, "template1", &c, err)) < 0)
+		return r;
+	progress(b, "databases pgsnap_1..%d", b->q->r->databases);
+	r = dbs_create(c, b->q->r->databases, b->s->pg_major, &b->dbs, err);
+	PQfinish(c);
+	return r < 0 ? pgsnap_err_wrap(err, "databases %d",
+				       b->q->r->databases) : 0;
+}
+
 static int run_inputs(build *b, pgsnap_error *err)
 {
 	const recipe *rc = b->q->r;
@@ -626,8 +642,20 @@ static int run_inputs(build *b, pgsnap_error *err)
 		r = run_now(b, err);
 	if (r == 0)
 		r = vacuum_all(b, err);
+	if (r == 0 && rc->databases)
+		r = run_databases(b, err);
 	if (r == 0)
 		r = stop_server(b, err);
+	if (r == 0 && b->dbs.n) {
+		dbs_stats st;
+		progress(b, "linking identical files of the copies");
+		r = dbs_dedup(b->s, b->data, &b->dbs, &st, err);
+		if (r == 0)
+			progress(b, "%llu files linked (%.1f MB), %llu differ",
+				 (unsigned long long)st.linked,
+				 (double)st.bytes / 1e6,
+				 (unsigned long long)st.kept);
+	}
 	return r;
 }
 
@@ -704,7 +732,8 @@ int snap_build(pgsnap_store *s, const build_req *q, pgsnap_error *err)
 	if ((r = rc->from[0] ? copy_base(&b, err) : run_initdb(&b, err)) < 0 ||
 	    (r = write_settings(&b, err)) < 0)
 		goto fail;
-	if ((rc->n_steps || rc->now) && (r = run_inputs(&b, err)) < 0)
+	if ((rc->n_steps || rc->now || rc->databases) &&
+	    (r = run_inputs(&b, err)) < 0)
 		goto fail;
 	remove_leftovers(&b);
 	if ((r = write_recipe_and_meta(&b, err)) < 0 ||
@@ -712,8 +741,10 @@ int snap_build(pgsnap_store *s, const build_req *q, pgsnap_error *err)
 		goto fail;
 	progress(&b, "done");
 	free_env(&b);
+	dbs_oids_free(&b.dbs);
 	return 0;
 fail:
+	dbs_oids_free(&b.dbs);
 	if (b.pid > 0)
 		server_stop(b.pid, 0, 10000);
 	if (b.sock[0])

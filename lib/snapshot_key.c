@@ -245,6 +245,12 @@ int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
 	}
 	if (r->now)
 		field_str(&c, "now", r->now);
+	/* Only when asked: the keys of existing recipes stay as they were. */
+	if (r->databases) {
+		char n[16];
+		snprintf(n, sizeof(n), "%d", r->databases);
+		field_str(&c, "databases", n);
+	}
 	sha256_final(&c, d);
 	sha256_hex(d, out);
 	return 0;

@@ -1,10 +1,14 @@
-/* unit_snapshot.c - SHA-256 and the recipe parser. */
+/* unit_snapshot.c - SHA-256, the recipe parser, the manifest. */
 #include "internal.h"
+#include "manifest.h"
 #include "recipe.h"
 #include "sha256.h"
 #include "tap.h"
 
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void hex_of(const char *s, size_t n, char out[65])
 {
@@ -101,9 +105,112 @@ static void test_recipe(void)
 	recipe_free(&r);
 }
 
+static void test_recipe_databases(void)
+{
+	static const char *const bad[] = { "0", "1001", "x", "3x", "-1", "+2",
+					   "2 3", "99999999999999999999" };
+	pgsnap_error err = { 0 };
+	recipe r;
+	size_t i;
+
+	recipe_init(&r, "dbs", "/", &err);
+	ok(recipe_add_text(&r, "databases 16\n", "d.recipe", &err) == 0,
+	   "databases 16 parses");
+	is_int(r.databases, 16, "N is kept");
+	ok(strstr(r.source, "databases 16\n") != NULL, "and stored in the source");
+	ok(recipe_add_line(&r, "databases 16", "d.recipe", 7, &err) == -EINVAL &&
+	   strstr(err.msg, "d.recipe, line 7: a second 'databases'"),
+	   "a second one is refused, naming file and line");
+	recipe_free(&r);
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		char line[64];
+		recipe_init(&r, "dbs", "/", &err);
+		snprintf(line, sizeof(line), "databases %s", bad[i]);
+		ok(recipe_add_line(&r, line, "d.recipe", 2, &err) == -EINVAL &&
+		   strstr(err.msg, "d.recipe, line 2: 'databases ") &&
+		   strstr(err.msg, "1 to 1000"), "'%s' is refused", line);
+		recipe_free(&r);
+	}
+	recipe_init(&r, "dbs", "/", &err);
+	ok(recipe_add_line(&r, "databases 1000", "d.recipe", 1, &err) == 0 &&
+	   r.databases == 1000, "1000 is the most");
+	recipe_free(&r);
+}
+
+static void put(const char *dir, const char *name, const char *text,
+		size_t len)
+{
+	char p[512];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+		printf("# cannot write %s\n", p);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Hard links of the golden are packed once: their entries share an
+ * offset, and manifest_load takes that. */
+static void test_manifest_links(void)
+{
+	char dir[] = "/tmp/pgsnap-unit-XXXXXX", data[128], a[160], b[160];
+	pgsnap_store s;
+	pgsnap_error err = { 0 };
+	manifest m;
+	const manifest_entry *ea = NULL, *eb = NULL, *ec = NULL;
+	struct stat st;
+	size_t i;
+
+	memset(&s, 0, sizeof(s));
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(data, sizeof(data), "%s/data", dir);
+	mkdir(data, 0700);
+	snprintf(a, sizeof(a), "%s/d1", data);
+	mkdir(a, 0700);
+	snprintf(a, sizeof(a), "%s/d2", data);
+	mkdir(a, 0700);
+	put(data, "d1/f", "0123456789", 10);
+	put(data, "other", "abcdef", 6);
+	snprintf(a, sizeof(a), "%s/d1/f", data);
+	snprintf(b, sizeof(b), "%s/d2/f", data);
+	ok(link(a, b) == 0, "a hard link in the data directory");
+	ok(manifest_write(&s, dir, &err) == 0, "manifest_write");
+	ok(manifest_load(dir, &m, &err) == 0, "manifest_load takes a shared "
+	   "offset");
+	for (i = 0; i < m.n; i++) {
+		if (!strcmp(m.e[i].path, "d1/f"))
+			ea = &m.e[i];
+		if (!strcmp(m.e[i].path, "d2/f"))
+			eb = &m.e[i];
+		if (!strcmp(m.e[i].path, "other"))
+			ec = &m.e[i];
+	}
+	ok(ea && eb && ec, "every path has an entry");
+	if (ea && eb && ec) {
+		ok(ea->off == eb->off && ea->len == 10 && eb->len == 10 &&
+		   eb->size == 10, "both links name the same bytes of the image");
+		ok(ec->off != ea->off, "another file has its own");
+	}
+	is_int((long long)m.image_bytes, 16, "the image holds the linked "
+	       "bytes once");
+	is_int((long long)m.bytes, 26, "the data bytes count every path");
+	is_int((long long)m.files, 3, "three files");
+	snprintf(a, sizeof(a), "%s/" MANIFEST_IMAGE, dir);
+	ok(stat(a, &st) == 0 && st.st_size == 16, "the image file is 16 bytes");
+	manifest_free(&m);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	test_sha256();
 	test_recipe();
+	test_recipe_databases();
+	test_manifest_links();
 	return done_testing();
 }
