@@ -394,6 +394,11 @@ int shared_commit(pgsnap_store *s, const pgsnap_clone *srv,
  * "stopping" for us and its id is put in retire: the caller removes it. */
 int shared_end_lease(pgsnap_store *s, const char *id, char *retire,
 		     size_t len, pgsnap_error *err);
+/* For pool_warm: give the databases of shared server c the relcache init
+ * file the session conn (on `postgres`) has just built. */
+struct pg_conn;
+void shared_warm(const pgsnap_store *s, struct pg_conn *conn,
+		 const pgsnap_clone *c);
 
 /* ---- pool.c: the warm pool ---------------------------------------------- */
 
@@ -412,7 +417,7 @@ long pool_ttl_s(void);
 int pool_take(pgsnap_store *s, const pgsnap_clone *tmpl, pgsnap_clone *out,
 	      pgsnap_error *err);
 /* Ready a server for the pool before it is recorded as pooled. */
-void pool_warm(const pgsnap_clone *c);
+void pool_warm(const pgsnap_store *s, const pgsnap_clone *c);
 /* Stop every keeper of the store and wait (bounded) until they are gone
  * with their pooled clones. */
 void pool_stop_keepers(pgsnap_store *s);

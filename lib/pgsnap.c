@@ -219,11 +219,11 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 	snprintf(c.datadir, sizeof(c.datadir), "%s", job.datadir);
 	if ((r = start_server(s, o, &c, &job, err)) < 0)
 		goto fail;
+	c.dbs = o->shared;
 	if (pooled)
-		pool_warm(&c);
+		pool_warm(s, &c);
 	test_pause("server");
 
-	c.dbs = o->shared;
 	if (o->shared && !pooled) {
 		/* Our lease carries the caller's fields; the server none. */
 		if ((r = shared_commit(s, &c, &c, out, err)) < 0)

@@ -155,7 +155,7 @@ int pool_take(pgsnap_store *s, const pgsnap_clone *t, pgsnap_clone *out,
 	return r < 0 ? r : 1;
 }
 
-void pool_warm(const pgsnap_clone *c)
+void pool_warm(const pgsnap_store *s, const pgsnap_clone *c)
 {
 	PGconn *conn;
 
@@ -165,8 +165,11 @@ void pool_warm(const pgsnap_clone *c)
 	 * before the server is pooled does it off the caller's clock; it
 	 * runs no SQL and leaves nothing a test can see (-t already opens one
 	 * to set the password). */
-	if (sql_connect(c->sockdir, c->port, c->dbname, &conn, NULL) == 0)
-		PQfinish(conn);
+	if (sql_connect(c->sockdir, c->port, c->dbname, &conn, NULL) < 0)
+		return;
+	if (c->dbs > 0)
+		shared_warm(s, conn, c);
+	PQfinish(conn);
 }
 
 /* ---- the keeper ---------------------------------------------------------- */
