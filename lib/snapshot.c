@@ -736,6 +736,46 @@ out:
 	return rc;
 }
 
+/* The derived snapshot of base whose golden holds n copies of postgres
+ * (`databases N`): what a shared server of `new --shared` clones.  Built
+ * once per (base, n), like the --now one. */
+static int shared_snapshot(pgsnap_store *s, const char *base, int n,
+			   const pgsnap_build_opts *o, char *name, size_t len,
+			   pgsnap_error *err)
+{
+	pgsnap_build_result res = { 0 };
+	unsigned char d[32];
+	char hex[65], line[256], num[16];
+	sha256_ctx c;
+	recipe r;
+	int rc;
+
+	if (n < 1 || n > PGSNAP_SHARED_MAX)
+		return pgsnap_err(err, EINVAL, "--shared=%d: the databases of a "
+				  "shared server are 1 to %d", n,
+				  PGSNAP_SHARED_MAX);
+	snprintf(num, sizeof(num), "%d", n);
+	sha256_init(&c);
+	sha256_update(&c, base, strlen(base) + 1);
+	sha256_update(&c, num, strlen(num));
+	sha256_final(&c, d);
+	sha256_hex(d, hex);
+	snprintf(name, len, "%.46s.dbs-%.12s", base, hex);
+	if ((rc = recipe_init(&r, name, "/", err)) < 0)
+		goto out;
+	snprintf(line, sizeof(line), "from %s", base);
+	if ((rc = recipe_add_line(&r, line, "--shared", 1, err)) < 0)
+		goto out;
+	snprintf(line, sizeof(line), "databases %d", n);
+	if ((rc = recipe_add_line(&r, line, "--shared", 2, err)) < 0)
+		goto out;
+	/* As for --now: the base was settled by the caller. */
+	rc = refresh(s, name, &r, o, BASE_AS_IS, 0, &res, err);
+out:
+	recipe_free(&r);
+	return rc;
+}
+
 int snapshot_for_new(pgsnap_store *s, const pgsnap_new_opts *o, char *name,
 		     size_t len, int *lock_fd, pgsnap_error *err)
 {
@@ -755,6 +795,13 @@ int snapshot_for_new(pgsnap_store *s, const pgsnap_new_opts *o, char *name,
 	if (o->now &&
 	    (r = now_snapshot(s, base, o->now, &bo, name, len, err)) < 0)
 		return r;
+	if (o->shared > 0) {
+		char from[64];
+		snprintf(from, sizeof(from), "%s", name);
+		if ((r = shared_snapshot(s, from, o->shared, &bo, name, len,
+					 err)) < 0)
+			return r;
+	}
 	/* Shared: a rebuild waits until this clone has its copy. */
 	if ((r = snap_lock(s, name, LOCK_SH, lock_fd, err)) < 0)
 		return r;

@@ -126,6 +126,36 @@ ua=$("$PGSNAP" new -s again)
 is "$(q "$ua" "select string_agg(datname, ' ' order by datname) from pg_database where datname like 'pgsnap%'")" \
 	"pgsnap_1 pgsnap_2" "and has pgsnap_1..2 only"
 
+# new --shared: a derived snapshot NAME.dbs-HASH (from NAME + databases N),
+# built once per (NAME, N).
+run "$PGSNAP" new -s none --shared=2
+is "$rc" 0 "new -s none --shared=2 exits 0"
+like "$out" '/pgsnap_1$' "and hands out database pgsnap_1"
+is "$(q "$out" "select count(*) from t")" 3000 "which holds the snapshot's rows"
+dbs=$(ls "$PGSNAP_HOME/snapshots" | grep '^none\.dbs-[0-9a-f]\{12\}$')
+is "$(wc -l <<<"$dbs")" 1 "from a derived snapshot none.dbs-HASH"
+is "$(cat "$PGSNAP_HOME/snapshots/$dbs/recipe")" "$(printf 'from none\ndatabases 2')" \
+	"whose recipe is 'from none' + 'databases 2'"
+run "$PGSNAP" new -s none --shared=2
+unlike "$err" "built" "a second new --shared builds nothing"
+run "$PGSNAP" new -s none --shared=3
+is "$(ls "$PGSNAP_HOME/snapshots" | grep -c '^none\.dbs-')" 2 "another N, another derived snapshot"
+run "$PGSNAP" snapshot ls
+like "$(grep "^$dbs " <<<"$out")" "^$dbs +[0-9a-f]{12} " "snapshot ls lists it"
+run "$PGSNAP" new -s none --shared=2 --now '2021-06-06 12:00:00+00'
+is "$rc" 0 "--shared with --now"
+is "$(q "$out" "select (now() at time zone 'UTC') || ' ' || count(*) from t")" "2021-06-06 12:00:00 3000" \
+	"its database has the fixed time and the rows"
+like "$(ls "$PGSNAP_HOME/snapshots")" 'none\.now-[0-9a-f]{12}\.dbs-[0-9a-f]{12}' "(from none.now-HASH.dbs-HASH)"
+long=$(printf 'l%.0s' $(seq 63))
+printf 'from none\n' >long.recipe
+"$PGSNAP" snapshot build "$long" --recipe long.recipe >/dev/null 2>&1
+run "$PGSNAP" new -s "$long" --shared=2
+is "$rc" 0 "--shared with a 63-character snapshot name"
+n=$(ls "$PGSNAP_HOME/snapshots" | grep "^l*\.dbs-")
+is "${#n}" 63 "names a derived snapshot of at most 63 characters"
+"$PGSNAP" rm --all >/dev/null
+
 # The key.
 k3=$("$PGSNAP" snapshot key three --recipe three.recipe)
 k4=$(printf 'sql app.sql\ndatabases 4\n' >four.recipe; "$PGSNAP" snapshot key three --recipe four.recipe)
