@@ -135,42 +135,93 @@ static int copy_bytes(int in, int out, off_t size)
 	return 0;
 }
 
+/* Hard links of the source (the copies of `databases N`) stay links in
+ * the copy: the first path of each linked inode, relative to the root. */
+typedef struct linked {
+	dev_t dev;
+	ino_t ino;
+	char *rel;
+} linked;
+
+typedef struct tree_copy {
+	int root;               /* the destination's root */
+	bool links;             /* keep hard links (else copy each path) */
+	linked *v;
+	size_t n;
+	pgsnap_error *err;
+} tree_copy;
+
+static const linked *linked_find(const tree_copy *t, const struct stat *st)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->v[i].ino == st->st_ino && t->v[i].dev == st->st_dev)
+			return &t->v[i];
+	return NULL;
+}
+
+/* Best effort: without memory, a later link is only copied. */
+static void linked_add(tree_copy *t, const struct stat *st, const char *rel)
+{
+	linked *nv = realloc(t->v, (t->n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return;
+	t->v = nv;
+	nv[t->n].dev = st->st_dev;
+	nv[t->n].ino = st->st_ino;
+	if ((nv[t->n].rel = strdup(rel)))
+		t->n++;
+}
+
 /* A plain walk, not the engines' manifest: the source may be a live
  * clone's data directory, which has none. */
-static int copy_tree(int sfd, int dfd, const char *where, pgsnap_error *err)
+static int copy_tree(tree_copy *t, int sfd, int dfd, const char *where)
 {
 	DIR *d = fdopendir(dup(sfd));
+	pgsnap_error *err = t->err;
 	struct dirent *e;
 	int r = 0;
 
 	if (!d)
-		return pgsnap_errno(err, errno, "cannot read %s", where);
+		return pgsnap_errno(err, errno, "cannot read %s",
+				    *where ? where : "the data directory");
 	while ((e = readdir(d)) && r == 0) {
 		const char *nm = e->d_name;
+		char rel[4200];
 		struct stat st;
+		const linked *same;
 		int a = -1, b = -1;
 
 		if (!strcmp(nm, ".") || !strcmp(nm, ".."))
 			continue;
+		snprintf(rel, sizeof(rel), "%s%s%s", where, *where ? "/" : "",
+			 nm);
 		if (fstatat(sfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			/* A live source may drop files (temp files). */
 			if (errno != ENOENT)
-				r = pgsnap_errno(err, errno, "cannot stat %s/%s",
-						 where, nm);
+				r = pgsnap_errno(err, errno, "cannot stat %s",
+						 rel);
 			continue;
 		}
 		if (S_ISDIR(st.st_mode)) {
 			if (mkdirat(dfd, nm, st.st_mode & 07777) < 0)
 				r = pgsnap_errno(err, errno, "cannot create %s",
-						 nm);
+						 rel);
 			else if ((a = openat(sfd, nm, O_RDONLY | O_DIRECTORY |
 					     O_NOFOLLOW | O_CLOEXEC)) < 0 ||
 				 (b = openat(dfd, nm, O_RDONLY | O_DIRECTORY |
 					     O_NOFOLLOW | O_CLOEXEC)) < 0)
-				r = pgsnap_errno(err, errno, "cannot open %s/%s",
-						 where, nm);
+				r = pgsnap_errno(err, errno, "cannot open %s",
+						 rel);
 			else
-				r = copy_tree(a, b, nm, err);
+				r = copy_tree(t, a, b, rel);
+		} else if (S_ISREG(st.st_mode) && t->links && st.st_nlink > 1 &&
+			   (same = linked_find(t, &st))) {
+			if (linkat(t->root, same->rel, dfd, nm, 0) < 0)
+				r = pgsnap_errno(err, errno, "cannot link %s",
+						 rel);
 		} else if (S_ISREG(st.st_mode)) {
 			a = openat(sfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			b = openat(dfd, nm, O_WRONLY | O_CREAT | O_EXCL |
@@ -178,23 +229,24 @@ static int copy_tree(int sfd, int dfd, const char *where, pgsnap_error *err)
 			if (a < 0 && errno == ENOENT && b < 0)
 				continue;
 			if (a < 0 || b < 0)
-				r = pgsnap_errno(err, errno, "cannot copy %s/%s",
-						 where, nm);
+				r = pgsnap_errno(err, errno, "cannot copy %s",
+						 rel);
 			else if ((r = copy_bytes(a, b, st.st_size)) < 0)
-				r = pgsnap_errno(err, r, "cannot copy %s/%s",
-						 where, nm);
+				r = pgsnap_errno(err, r, "cannot copy %s", rel);
+			else if (t->links && st.st_nlink > 1)
+				linked_add(t, &st, rel);
 		} else if (S_ISLNK(st.st_mode)) {
 			char target[4096];
 			ssize_t n = readlinkat(sfd, nm, target,
 					       sizeof(target) - 1);
 			if (n < 0)
 				r = pgsnap_errno(err, errno, "cannot read link "
-						 "%s/%s", where, nm);
+						 "%s", rel);
 			else {
 				target[n] = '\0';
 				if (symlinkat(target, dfd, nm) < 0)
 					r = pgsnap_errno(err, errno, "cannot "
-						"create link %s", nm);
+						"create link %s", rel);
 			}
 		}
 		if (a >= 0)
@@ -206,12 +258,15 @@ static int copy_tree(int sfd, int dfd, const char *where, pgsnap_error *err)
 	return r;
 }
 
-int copy_datadir(const pgsnap_store *s, const char *from, const char *to_dir,
-		 pgsnap_error *err)
+static int copy_datadir_links(const pgsnap_store *s, const char *from,
+			      const char *to_dir, bool links,
+			      pgsnap_error *err)
 {
 	char to[700];
 	cleanup_close int sfd = -1, dfd = -1;
+	tree_copy t = { .links = links, .err = err };
 	fs_ids ids;
+	size_t i;
 	int r;
 
 	snprintf(to, sizeof(to), "%s/data", to_dir);
@@ -224,10 +279,26 @@ int copy_datadir(const pgsnap_store *s, const char *from, const char *to_dir,
 		r = pgsnap_errno(err, errno, "cannot create %s", to);
 	else if ((dfd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = pgsnap_errno(err, errno, "cannot open %s", to);
-	else
-		r = copy_tree(sfd, dfd, from, err);
+	else {
+		t.root = dfd;
+		r = copy_tree(&t, sfd, dfd, "");
+	}
 	fs_restore(ids);
+	for (i = 0; i < t.n; i++)
+		free(t.v[i].rel);
+	free(t.v);
 	return r;
+}
+
+int copy_datadir(const pgsnap_store *s, const char *from, const char *to_dir,
+		 pgsnap_error *err)
+{
+	return copy_datadir_links(s, from, to_dir, false, err);
+}
+
+static bool needs_server(const recipe *rc)
+{
+	return rc->n_steps || rc->now || rc->databases;
 }
 
 static int copy_base(build *b, pgsnap_error *err)
@@ -247,7 +318,10 @@ static int copy_base(build *b, pgsnap_error *err)
 				  "while this build started; run it again", base);
 	snprintf(bdata, sizeof(bdata), "%s/data", bdir);
 	progress(b, "copy of '%s'", base);
-	return copy_datadir(b->s, bdata, b->dir, err);
+	/* A server writing to one link would write to all of them: links
+	 * are kept only when none will run on the copy. */
+	return copy_datadir_links(b->s, bdata, b->dir, !needs_server(b->q->r),
+				  err);
 }
 
 static int write_settings(build *b, pgsnap_error *err)
@@ -732,8 +806,7 @@ int snap_build(pgsnap_store *s, const build_req *q, pgsnap_error *err)
 	if ((r = rc->from[0] ? copy_base(&b, err) : run_initdb(&b, err)) < 0 ||
 	    (r = write_settings(&b, err)) < 0)
 		goto fail;
-	if ((rc->n_steps || rc->now || rc->databases) &&
-	    (r = run_inputs(&b, err)) < 0)
+	if (needs_server(rc) && (r = run_inputs(&b, err)) < 0)
 		goto fail;
 	remove_leftovers(&b);
 	if ((r = write_recipe_and_meta(&b, err)) < 0 ||

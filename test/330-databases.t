@@ -126,6 +126,15 @@ ua=$("$PGSNAP" new -s again)
 is "$(q "$ua" "select string_agg(datname, ' ' order by datname) from pg_database where datname like 'pgsnap%'")" \
 	"pgsnap_1 pgsnap_2" "and has pgsnap_1..2 only"
 
+# ... and without 'databases', its copies stay links in the derived golden.
+printf 'from three\nsetting work_mem = 5MB\n' >keep.recipe
+run "$PGSNAP" snapshot build keep --recipe keep.recipe
+is "$rc" 0 "a snapshot from one with copies builds"
+is "$(stat -c %h "$PGSNAP_HOME/snapshots/keep/data/base/$c1oid/$rel")" 4 "its copies' files are still hard links"
+uk=$("$PGSNAP" new -s keep)
+q "${uk%/postgres}/pgsnap_1" "insert into t values (-1); checkpoint" >/dev/null
+is "$(q "${uk%/postgres}/pgsnap_2" "select count(*) from t")" 3000 "and its databases independent"
+
 # new --shared: a derived snapshot NAME.dbs-HASH (from NAME + databases N),
 # built once per (NAME, N).
 run "$PGSNAP" new -s none --shared=2
