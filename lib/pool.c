@@ -528,7 +528,10 @@ int pgsnap_new_n(pgsnap_store *s, const pgsnap_new_opts *o, size_t n,
 		 pgsnap_clone *out, pgsnap_error *err)
 {
 	pthread_t th[NEW_N_THREADS];
-	size_t nth = n < NEW_N_THREADS ? n : NEW_N_THREADS, started = 0, i;
+	/* Databases of shared servers come one server at a time: the
+	 * first call starts one, the next ones take its databases. */
+	size_t nth = o && o->shared ? 1 : n < NEW_N_THREADS ? n : NEW_N_THREADS;
+	size_t started = 0, i;
 	cleanup_free int *rc = NULL;
 	cleanup_free pgsnap_error *errs = NULL;
 	new_many m = { 0 };
