@@ -56,6 +56,10 @@ static int find_clone(const pgsnap_store *s, const char *ref, pgsnap_clone *out,
 	if (r < 0)
 		return pgsnap_err(err, ENOENT, "no clone '%s' in this store "
 				  "(see 'pgsnap ls')", ref);
+	if (clone_is_lease(out))
+		return pgsnap_err(err, EINVAL, "clone %s is one database of a "
+				  "shared server (new --shared): only a server "
+				  "of its own can be saved", out->id);
 	if (strcmp(out->state, "ready") || !proc_alive(out->pid, out->pid_start))
 		return pgsnap_err(err, ESRCH, "clone %s is not running (state "
 				  "%s)", out->id, out->state);

@@ -128,6 +128,10 @@ is "$rc" 2 "a bad PGSNAP_SHARED is a usage error"
 like "$err" PGSNAP_SHARED "naming the variable"
 is "$("$PGSNAP" ls -a -q | wc -l)" "$n0" "bad input made no clone"
 
+run "$PGSNAP" snapshot save "$a1" mine
+is "$rc" 1 "snapshot save of a lease fails"
+like "$err" "shared server" "saying it is a database of a shared server"
+
 # PGSNAP_SHARED=N: every new a database of a shared server.
 run env PGSNAP_SHARED=4 "$PGSNAP" new
 is "$(db_of "$out")" pgsnap_1 "PGSNAP_SHARED=4 makes new hand out a database"
