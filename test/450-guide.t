@@ -26,6 +26,13 @@ if [ -x $PY ] && $PY -c 'import pytest, psycopg2' 2>/dev/null; then
 	like "$out" '3 passed' "its 3 tests ran"
 	[ "$rc" = 0 ] || diag "$out$err"
 	no_clones "pytest recipe"
+	# The same suite, unchanged, on databases of shared servers.
+	run env PGSNAP_SHARED=4 sh -c "cd '$EX/pytest' && $PY -m pytest -q -p no:cacheprovider ."
+	is "$rc" 0 "pytest recipe passes with PGSNAP_SHARED=4"
+	like "$out" '3 passed' "its 3 tests ran on shared servers' databases"
+	[ "$rc" = 0 ] || diag "$out$err"
+	no_clones "pytest recipe with PGSNAP_SHARED"
+	"$PGSNAP" rm --all >/dev/null
 else
 	skip "pytest recipe: python3-pytest or python3-psycopg2 missing (scripts/deps.sh test installs them)"
 fi

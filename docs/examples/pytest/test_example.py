@@ -18,4 +18,5 @@ def test_create_again(conn):
 
 def test_fields(pg):
     assert pg["url"].startswith("postgresql://")
-    assert pg["database"] == "postgres"
+    # "postgres"; with PGSNAP_SHARED, pgsnap_1, pgsnap_2, ...
+    assert pg["url"].endswith("/" + pg["database"])
