@@ -472,7 +472,9 @@ static bool same_record(const pgsnap_clone *a, const pgsnap_clone *b)
 	return !strcmp(a->state, b->state) && a->pid == b->pid &&
 	       a->pid_start == b->pid_start && a->creator == b->creator &&
 	       a->creator_start == b->creator_start &&
-	       a->created_ms == b->created_ms;
+	       a->created_ms == b->created_ms &&
+	       /* a shared server that handed out a database meanwhile */
+	       a->dbs_used == b->dbs_used && a->used_ms == b->used_ms;
 }
 
 /* Files a writer died with: registry.tmp.PID.  Writes happen under the

@@ -177,6 +177,9 @@ timed() {
 	c=$1 note=$2 mode=$3
 	shift 3
 	say "  $c"
+	# What earlier cases left dirty (20 initdbs write ~1 GB) is written
+	# back now, not during this case's clones.
+	sync
 	if s=$("$TIMER" "$mode" -n "$N" -s "$SAMPLES/$c" "$@" 2>"$WORK/err"); then
 		# shellcheck disable=SC2086
 		row lat "$c" $s "$note"
