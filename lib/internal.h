@@ -385,6 +385,9 @@ size_t shared_leases(const pgsnap_clone *v, size_t n, const char *id);
  * limits, in one registry update.  1: *out is the lease; 0: none. */
 int shared_take(pgsnap_store *s, const pgsnap_clone *t, pgsnap_clone *out,
 		pgsnap_error *err);
+/* The lock of variant sig's server starts (run/pool/SIG.start), taken:
+ * an fd to close, or -errno. */
+int shared_start_lock(const pgsnap_store *s, const char *sig);
 /* A server srv just started for t: record it as shared with t's lease of
  * its first database (*out), in one registry update. */
 int shared_commit(pgsnap_store *s, const pgsnap_clone *srv,

@@ -140,7 +140,7 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 {
 	static const pgsnap_new_opts defaults = { 0 };
 	char snap[64], snapdir[600], golden[700];
-	cleanup_close int snap_lock_fd = -1;
+	cleanup_close int snap_lock_fd = -1, start_lock = -1;
 	const clone_engine *eng;
 	pgsnap_clone c;
 	clone_job job = { 0 };
@@ -186,10 +186,18 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 	c.keep = o->keep;
 	c.created_ms = now_ms();
 	pool_sig(o, snap, snapdir, eng->name, c.opts_sig, sizeof(c.opts_sig));
-	if (!pooled && o->shared > 0 && (r = shared_take(s, &c, out, err)) != 0) {
-		if (r > 0)
-			supervisor_ensure(s, NULL); /* shared servers are watched */
-		return r < 0 ? r : 0;
+	if (!pooled && o->shared > 0) {
+		r = shared_take(s, &c, out, err);
+		/* None has a database left: one caller starts a server (the
+		 * lock is ours until we return) and the callers waiting on
+		 * the lock take its databases, not a server each. */
+		if (r == 0 && (start_lock = shared_start_lock(s, c.opts_sig)) >= 0)
+			r = shared_take(s, &c, out, err);
+		if (r != 0) {
+			if (r > 0) /* shared servers are watched */
+				supervisor_ensure(s, NULL);
+			return r < 0 ? r : 0;
+		}
 	}
 	if (!pooled && !o->shared && pool_size(o) > 0 &&
 	    (r = pool_take(s, &c, out, err)) != 0) {

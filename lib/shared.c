@@ -24,7 +24,31 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+
+int shared_start_lock(const pgsnap_store *s, const char *sig)
+{
+	char dir[600], path[700];
+	int fd;
+
+	if (path_join(dir, sizeof(dir), s->run, "pool") < 0 ||
+	    snprintf(path, sizeof(path), "%s/%s.start", dir, sig) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			close(fd);
+			return -errno;
+		}
+	}
+	return fd;
+}
 
 bool clone_is_lease(const pgsnap_clone *c)
 {

@@ -132,6 +132,24 @@ run "$PGSNAP" snapshot save "$a1" mine
 is "$rc" 1 "snapshot save of a lease fails"
 like "$err" "shared server" "saying it is a database of a shared server"
 
+# 24 callers at once: 24 different databases, none handed out twice.
+"$PGSNAP" rm --all >/dev/null
+for i in $(seq 1 24); do
+	"$PGSNAP" new --shared=5 >"$PGSNAP_HOME/par.$i" 2>&1 &
+done
+wait
+cat "$PGSNAP_HOME"/par.* >"$PGSNAP_HOME/par"
+is "$(grep -c '^postgresql://' "$PGSNAP_HOME/par")" 24 "24 concurrent new --shared all succeed"
+is "$(sort -u "$PGSNAP_HOME/par" | wc -l)" 24 "each got a database nobody else got"
+is "$("$PGSNAP" ls -q | wc -l)" 24 "24 leases are recorded"
+is "$(nshared)" 5 "in 5 servers of 5 databases: callers wait for a start, not start a server each"
+bad=0
+while read -r u; do
+	[ "$(q "$u" 'select current_database()')" = "${u##*/}" ] || bad=$((bad + 1))
+done <"$PGSNAP_HOME/par"
+is "$bad" 0 "each answers as its database"
+"$PGSNAP" rm --all >/dev/null
+
 # PGSNAP_SHARED=N: every new a database of a shared server.
 run env PGSNAP_SHARED=4 "$PGSNAP" new
 is "$(db_of "$out")" pgsnap_1 "PGSNAP_SHARED=4 makes new hand out a database"
