@@ -318,7 +318,8 @@ if want settings; then
 	wal_level=replica|-c wal_level=replica -c max_wal_senders=10
 	max_logical_repl_workers=4|-c max_logical_replication_workers=4
 	jit=on|-c jit=on
-	pg-defaults|-c shared_buffers=128MB -c max_connections=100 -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c wal_level=replica -c max_wal_senders=10 -c max_logical_replication_workers=4 -c jit=on
+	dsm=posix|-c dynamic_shared_memory_type=posix
+	pg-defaults|-c shared_buffers=128MB -c max_connections=100 -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c wal_level=replica -c max_wal_senders=10 -c max_logical_replication_workers=4 -c jit=on -c dynamic_shared_memory_type=posix
 	(not taken) autovacuum=off|-c autovacuum=off
 	(not taken) max_worker_processes=2|-c max_worker_processes=2
 	EOF

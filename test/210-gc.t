@@ -51,6 +51,13 @@ u=$("$PGSNAP" new -w 0)
 id=$(echo "$u" | grep -o 'clones%2F[0-9a-f]*' | sed 's/clones%2F//')
 pid=$(clone_pid "$u")
 shmid=$(sed -n 7p "$run_dir/clones/$id/data/postmaster.pid" | awk '{print $2}')
+q "$u" 'select count(*) from pg_class' >/dev/null # stats: dynamic shared memory
+# Its dynamic shared memory is in files of its data directory, which go
+# with it; segments in /dev/shm would outlive a killed server until reboot.
+kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null)
+is "$(for k in $pid $kids; do cat /proc/"$k"/maps 2>/dev/null; done | grep -c '/dev/shm/PostgreSQL\.')" 0 \
+	"the server maps no /dev/shm/PostgreSQL.* segment"
+like "$(cat /proc/"$pid"/maps)" "pg_dynshmem/mmap\." "it maps its dynamic shared memory from pg_dynshmem"
 kill -9 "$pid"
 until_ok 10 no_procs_of "postgres -D $run_dir/clones/$id"
 run "$PGSNAP" gc --dry-run

@@ -43,8 +43,9 @@ listing() {
 		awk '$2 == "d" { $5 = "-" } { print }' | sort)
 }
 
-# What a starting server changes in its data directory by itself.
-SERVER_OWN='^(postmaster\.(pid|opts)|global/pg_control|pg_stat(/.*)?|pg_wal(/.*)?|(.*/)?pg_internal\.init)( |$)'
+# What a starting server changes in its data directory by itself (its
+# dynamic shared memory is in pg_dynshmem: see snapshots/default.recipe).
+SERVER_OWN='^(postmaster\.(pid|opts)|global/pg_control|pg_stat(/.*)?|pg_wal(/.*)?|pg_dynshmem(/.*)?|(.*/)?pg_internal\.init)( |$)'
 
 # sums DIR: the md5 of every regular file, by path, sorted.
 sums() { (cd "$1" && find . -type f -printf '%P\0' | sort -z | xargs -0 -r md5sum); }
