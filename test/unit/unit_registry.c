@@ -87,10 +87,51 @@ static void test_limits(void)
 	   "client");
 }
 
+/* The fields of --shared survive a write and a read; a lease and a shared
+ * server are told apart, and a shared server is always watched. */
+static void test_shared_fields(void)
+{
+	pgsnap_clone in[2], *out = NULL;
+	size_t len, n = 0;
+	char *text;
+
+	memset(in, 0, sizeof(in));
+	snprintf(in[0].id, sizeof(in[0].id), "aaaaaaaa");
+	snprintf(in[0].state, sizeof(in[0].state), "shared");
+	in[0].dbs = 16;
+	in[0].dbs_used = 7;
+	in[0].used_ms = 1764000000123LL;
+	snprintf(in[1].id, sizeof(in[1].id), "bbbbbbbb");
+	snprintf(in[1].state, sizeof(in[1].state), "ready");
+	snprintf(in[1].parent, sizeof(in[1].parent), "aaaaaaaa");
+	snprintf(in[1].dbname, sizeof(in[1].dbname), "pgsnap_7");
+	text = registry_format(in, 2, &len);
+	ok(text && registry_parse(text, len, &out, &n, NULL) == 0 && n == 2,
+	   "a shared server and its lease parse back");
+	if (n == 2) {
+		is_int(out[0].dbs, 16, "databases");
+		is_int(out[0].dbs_used, 7, "databases handed out");
+		ok(out[0].used_ms == 1764000000123LL, "time of the last handout");
+		is_str(out[1].parent, "aaaaaaaa", "the lease names its server");
+		ok(clone_is_shared(&out[0]) && !clone_is_lease(&out[0]),
+		   "the server is shared, not a lease");
+		ok(clone_is_lease(&out[1]) && !clone_is_shared(&out[1]),
+		   "the lease is a lease");
+		is_int((int)shared_leases(out, n, "aaaaaaaa"), 1,
+		       "the server has one lease");
+		in[0].timeout_s = 0;
+		ok(record_watched(&in[0]), "a shared server is watched, even "
+		   "with -w 0 (its idle time)");
+	}
+	free(text);
+	free(out);
+}
+
 int main(void)
 {
 	test_torn();
 	test_duplicates();
 	test_limits();
+	test_shared_fields();
 	return done_testing();
 }
