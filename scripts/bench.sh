@@ -109,7 +109,7 @@ table() {
 			how = k ~ /-shared\// ? "pgsnap new --shared" : "a server per test"
 			t1 = v[s "-template-WAL_LOG/wall_ms"]; t2 = v[s "-template-FILE_COPY/wall_ms"]
 			t = (t1 > 0 && (t2 == "" || t1 < t2)) ? t1 : t2
-			if (t > 0) target("suite (" how "): >= 3x the template route (test settings)", t / v[k] >= 3, ratio(t, v[k]))
+			if (t > 0) target("suite (" how "): >= 3x the template route (test settings)", t / v[k] >= 3, ratio(t, v[k]) (v[s "-floor/wall_ms"] > 0 ? sprintf(" (no route can pass %s: the tests alone)", ratio(t, v[s "-floor/wall_ms"])) : ""))
 			t1 = v[s "-template-WAL_LOG-pgdefaults/wall_ms"]; t2 = v[s "-template-FILE_COPY-pgdefaults/wall_ms"]
 			t = (t1 > 0 && (t2 == "" || t1 < t2)) ? t1 : t2
 			if (t > 0) target("suite (" how "): >= 3x the template route (PG defaults)", t / v[k] >= 3, ratio(t, v[k]))
@@ -171,15 +171,24 @@ row() { # row FIELD... : one tab-separated line into the results
 	(IFS='	'; printf '%s\n' "$*") >>"$RESULTS"
 }
 say() { printf '%s\n' "$*" >&2; }
+# quiesce: what earlier cases left behind is done before the next one is
+# timed: their trash deleted (at most 60 s) and dirty pages written back
+# (20 initdbs leave ~1 GB dirty on ext4; cold copies on ext4 measured
+# 265 ms behind that, 50 ms after it).
+quiesce() {
+	t=0
+	while [ -n "$(ls -A "$PGSNAP_HOME/run/trash" 2>/dev/null)" ] && [ $t -lt 600 ]; do
+		sleep 0.1; t=$((t + 1))
+	done
+	sync
+}
 
 # timed CASE NOTE MODE [TIMER OPTIONS] [-- CMD...]: run the timer, record.
 timed() {
 	c=$1 note=$2 mode=$3
 	shift 3
 	say "  $c"
-	# What earlier cases left dirty (20 initdbs write ~1 GB) is written
-	# back now, not during this case's clones.
-	sync
+	quiesce
 	if s=$("$TIMER" "$mode" -n "$N" -s "$SAMPLES/$c" "$@" 2>"$WORK/err"); then
 		# shellcheck disable=SC2086
 		row lat "$c" $s "$note"
@@ -391,6 +400,7 @@ fi
 if want suite; then
 	say "suite:"
 	# A pool as deep as the workers are many.
+	quiesce
 	if s=$(PGSNAP_POOL=$SUITE_J "$TIMER" suite -n "$SUITE" -j "$SUITE_J" -- "$PGSNAP" new \
 		--- "$PGSNAP" rm {} 2>"$WORK/err"); then
 		set -- $s
@@ -400,6 +410,9 @@ if want suite; then
 	fi
 	# A fresh database in a shared server each (new --shared): the
 	# isolation of the template route, without a server start per test.
+	# One untimed call first builds its derived snapshot (default.dbs-*).
+	u=$(PGSNAP_POOL=2 "$PGSNAP" new --shared) && "$PGSNAP" rm "$u"
+	quiesce
 	if s=$(PGSNAP_POOL=2 "$TIMER" suite -n "$SUITE" -j "$SUITE_J" -- "$PGSNAP" new \
 		--shared --- "$PGSNAP" rm {} 2>"$WORK/err"); then
 		set -- $s
@@ -407,10 +420,25 @@ if want suite; then
 	else
 		row na "suite-$SUITE-pgsnap-shared" - - - - - - "failed: $(tail -1 "$WORK/err")"
 	fi
+	# The floor: the same tests on databases made beforehand, each
+	# already connected to once (its catalogs cached), all untimed: only
+	# the tests' own work is timed, and no route can beat it.
+	if PGSNAP_POOL=0 "$PGSNAP" new --shared=50 -n "$SUITE" -w 0 >"$WORK/floor-urls" 2>"$WORK/err" &&
+		while read -r u; do psql -X -q -d "$u" -c 'select 1' >/dev/null || exit 1; done <"$WORK/floor-urls" &&
+		s=$("$TIMER" suite -n "$SUITE" -j "$SUITE_J" -U "$WORK/floor-urls" 2>"$WORK/err"); then
+		set -- $s
+		row val "suite-$SUITE-floor" wall_ms "$2" ms "the same tests on databases made and connected to beforehand: their own work alone"
+	else
+		row na "suite-$SUITE-floor" - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	# Its leases only (the template route's server is a clone too): the
+	# shared servers, used up, go with them.
+	[ -s "$WORK/floor-urls" ] && xargs "$PGSNAP" rm <"$WORK/floor-urls" >/dev/null 2>&1
 	for st in WAL_LOG FILE_COPY; do
 		for srv in "" -pgdefaults; do
 			u=$tpl_url
 			[ -n "$srv" ] && u=$tpl_url_def
+			quiesce
 			if s=$("$TIMER" suite -n "$SUITE" -j "$SUITE_J" -d "$u" \
 				-T bench_tpl -S "$st" 2>"$WORK/err"); then
 				set -- $s

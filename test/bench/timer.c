@@ -17,9 +17,11 @@
  *   timer burst [-n N] [-j J] -- CMD...
  *       N runs of CMD by J concurrent callers, each to its first query.
  *   timer suite [-n N] [-j J] (-- NEW-CMD... --- RM-CMD... {} |
- *                              -d ADMIN -T TEMPLATE -S STRATEGY)
+ *                              -d ADMIN -T TEMPLATE -S STRATEGY | -U FILE)
  *       a test suite: N tests on J workers, each gets a fresh database,
- *       runs 5 small queries and throws the database away.
+ *       runs 5 small queries and throws the database away.  -U: the
+ *       databases were made beforehand (untimed), one URL a line in
+ *       FILE: the tests' own work alone, a floor for every route.
  *   timer stats [-l LABEL] < samples
  *       summary of one number (ms) per line.
  *
@@ -48,6 +50,8 @@ static int opt_n = 20, opt_warm = 1, opt_j = 1;
 static const char *opt_user, *opt_samples, *opt_admin, *opt_tpl,
 	*opt_strategy = "WAL_LOG";
 static char **cmd, **cleanup, *before[] = { "sh", "-c", NULL, NULL };
+static char **urls;             /* -U */
+static int nurls;
 static uid_t run_uid;
 static gid_t run_gid;
 static bool drop_uid;
@@ -311,7 +315,13 @@ static void *worker(void *arg)
 
 	while ((i = atomic_fetch_add(&next_job, 1)) < opt_n) {
 		double t0 = now_ms();
-		if (admin) {
+		if (urls) {
+			if (i >= nurls) {
+				atomic_fetch_add(&failures, 1);
+				continue;
+			}
+			snprintf(url, sizeof(url), "%s", urls[i]);
+		} else if (admin) {
 			if (tpl_create(admin, i, url, sizeof(url)) < 0) {
 				atomic_fetch_add(&failures, 1);
 				continue;
@@ -330,7 +340,7 @@ static void *worker(void *arg)
 			continue;
 		if (admin)
 			tpl_drop(admin, i);
-		else if (cleanup)
+		else if (cleanup && !urls)
 			run(cleanup, url, NULL, 0);
 	}
 	if (admin)
@@ -386,6 +396,27 @@ static int mode_stats(void)
 	return 0;
 }
 
+static void load_urls(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	int cap = 0;
+
+	if (!f)
+		die("cannot read %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!*line)
+			continue;
+		if (nurls == cap) {
+			cap = cap ? cap * 2 : 256;
+			urls = realloc(urls, (size_t)cap * sizeof(*urls));
+		}
+		urls[nurls++] = strdup(line);
+	}
+	fclose(f);
+}
+
 static int num(const char *s, int min, int max)
 {
 	char *end;
@@ -409,7 +440,7 @@ int main(int argc, char **argv)
 	mode = argv[1];
 	argv++;
 	argc--;
-	while ((ch = getopt(argc, argv, "+n:w:j:u:s:d:T:S:l:b:")) != -1) {
+	while ((ch = getopt(argc, argv, "+n:w:j:u:s:d:T:S:l:b:U:")) != -1) {
 		switch (ch) {
 		case 'n': opt_n = num(optarg, 1, 1000000); break;
 		case 'w': opt_warm = num(optarg, 0, 1000); break;
@@ -421,6 +452,7 @@ int main(int argc, char **argv)
 		case 'S': opt_strategy = optarg; break;
 		case 'l': break; /* a label, for the reader of ps */
 		case 'b': before[2] = optarg; break;
+		case 'U': load_urls(optarg); break;
 		default: die("bad option%s", "");
 		}
 	}
@@ -449,7 +481,7 @@ int main(int argc, char **argv)
 			die("tpl needs -d and -T%s", "");
 		return mode_lat(true);
 	}
-	if (!opt_admin && !cmd)
+	if (!opt_admin && !cmd && !urls)
 		die("%s needs a command after --", mode);
 	if (!strcmp(mode, "lat"))
 		return mode_lat(false);
