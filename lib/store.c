@@ -8,10 +8,12 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
@@ -267,6 +269,31 @@ static int make_dir(const pgsnap_store *s, const char *path, bool server,
 	return 0;
 }
 
+/* Mark clones/ "top directory" (FS_TOPDIR_FL, ext4's chattr +T): its
+ * subdirectories are spread over block groups, as the root's are.  Else
+ * each clone's ~1000 files go to the block group of clones/, the one
+ * where the clones removed seconds before freed theirs, and ext4 skips
+ * every recently freed inode one by one on each allocation: a cold copy
+ * clone took 180-310 ms instead of 45 ms while clones came and went.
+ * Other file systems ignore the flag or refuse it: nothing to do there. */
+static void spread_subdirs(const pgsnap_store *s, const char *path)
+{
+	fs_ids ids = fs_become(s);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), flags;
+
+	fs_restore(ids);
+	if (fd < 0)
+		return;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 &&
+	    !(flags & FS_TOPDIR_FL)) {
+		flags |= FS_TOPDIR_FL;
+		if (ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0) {
+			/* not ext2/3/4, or not allowed: placement only */
+		}
+	}
+	close(fd);
+}
+
 int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 		      pgsnap_error *err)
 {
@@ -295,6 +322,8 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 	    (r = make_dir(s, p, true, err)) < 0)
 		return r == -ENAMETOOLONG ?
 			pgsnap_err(err, r, "store path too long: %s", s->home) : r;
+	if (path_join(p, sizeof(p), s->run, "clones") == 0)
+		spread_subdirs(s, p);
 	read_boot_id(s->boot_id, sizeof(s->boot_id));
 	*out = steal_ptr(&s);
 	return 0;

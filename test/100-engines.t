@@ -52,6 +52,10 @@ for fs in tmpfs ext4 xfs; do
 	is "$rc" 0 "$fs: doctor exits 0"
 	doc=$out
 	like "$doc" "snapshots: .* \\($fs\\)" "$fs: doctor names the filesystem"
+	if [ "$fs" = ext4 ]; then
+		# ext4 spreads clones over block groups (see spread_subdirs).
+		like "$(lsattr -d "$PGSNAP_HOME/run/clones" 2>&1)" '^[^ ]*T' "ext4: clones/ is a top directory (chattr +T)"
+	fi
 	for m in overlay reflink copy; do
 		if grep -q "^method $m *unavailable" <<<"$doc"; then
 			if [ "$m" = reflink ] && [ "$fs" != xfs ]; then
