@@ -14,6 +14,9 @@
  *       CREATE DATABASE ... TEMPLATE ... STRATEGY on a running server
  *       (admin connection kept open, as pgtestdb/IntegreSQL do), then
  *       connect to the new database and `select 1`; DROP it untimed.
+ *   timer conn  [-n N] [-w W] -d CONNINFO
+ *       connect to an existing database and answer `select 1`: what any
+ *       route to a fresh database pays at least (a floor).
  *   timer burst [-n N] [-j J] -- CMD...
  *       N runs of CMD by J concurrent callers, each to its first query.
  *   timer suite [-n N] [-j J] (-- NEW-CMD... --- RM-CMD... {} |
@@ -246,10 +249,17 @@ static PGconn *admin_connect(void)
 }
 
 /* One fresh database, timed up to its first query.  <0 on failure. */
+static bool conn_only;           /* timer conn */
+
 static double one_lat(int i, PGconn *admin, char *url, size_t len)
 {
 	double t0 = now_ms();
 
+	if (conn_only) {
+		if (queries_db(opt_admin, NULL, select1, 1) < 0)
+			return -1;
+		return now_ms() - t0;
+	}
 	if (admin) {
 		if (tpl_create(admin, i, url, len) < 0)
 			return -1;
@@ -435,7 +445,7 @@ int main(int argc, char **argv)
 	int ch, i;
 
 	if (argc < 2)
-		die("usage: timer lat|tpl|burst|suite|stats [OPTIONS] [-- CMD]%s",
+		die("usage: timer lat|tpl|conn|burst|suite|stats [OPTIONS] [-- CMD]%s",
 		    "");
 	mode = argv[1];
 	argv++;
@@ -476,6 +486,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "stats"))
 		return mode_stats();
+	if (!strcmp(mode, "conn")) {
+		if (!opt_admin)
+			die("conn needs -d%s", "");
+		conn_only = true;
+		return mode_lat(false);
+	}
 	if (!strcmp(mode, "tpl")) {
 		if (!opt_admin || !opt_tpl)
 			die("tpl needs -d and -T%s", "");
