@@ -698,12 +698,17 @@ int pgsnap_snapshot_ensure(pgsnap_store *s, const char *name,
 	return r < 0 ? r : ensure(s, name, false, NULL, err);
 }
 
-/* The derived snapshot of base with a mock now(): built once per (base,
- * now) and cloned like any other, so that `new --now` costs no extra
- * connection (see snapshots/README.md, "Mock time"). */
-static int now_snapshot(pgsnap_store *s, const char *base, const char *now,
-			const pgsnap_build_opts *o, char *name, size_t len,
-			pgsnap_error *err)
+/* The snapshot derived from base by one more directive (what: the option
+ * asking for it, for errors): named "<base>.<tag>-<hash of base and arg>",
+ * built once per (base, arg) and cloned like any other.  The base was
+ * settled by the caller (refreshed only when it asked for
+ * --build-if-stale): a derived snapshot does not rebuild it behind its
+ * back. */
+static int derived_snapshot(pgsnap_store *s, const char *base,
+			    const char *tag, const char *what,
+			    const char *directive, const char *arg,
+			    const pgsnap_build_opts *o, char *name, size_t len,
+			    pgsnap_error *err)
 {
 	pgsnap_build_result res = { 0 };
 	unsigned char d[32];
@@ -712,68 +717,49 @@ static int now_snapshot(pgsnap_store *s, const char *base, const char *now,
 	recipe r;
 	int rc;
 
-	if ((rc = mocktime_check(now, err)) < 0)
-		return rc;
 	sha256_init(&c);
 	sha256_update(&c, base, strlen(base) + 1);
-	sha256_update(&c, now, strlen(now));
+	sha256_update(&c, arg, strlen(arg));
 	sha256_final(&c, d);
 	sha256_hex(d, hex);
-	snprintf(name, len, "%.46s.now-%.12s", base, hex);
+	snprintf(name, len, "%.46s.%s-%.12s", base, tag, hex);
 	if ((rc = recipe_init(&r, name, "/", err)) < 0)
 		goto out;
 	snprintf(line, sizeof(line), "from %s", base);
-	if ((rc = recipe_add_line(&r, line, "--now", 1, err)) < 0)
+	if ((rc = recipe_add_line(&r, line, what, 1, err)) < 0)
 		goto out;
-	snprintf(line, sizeof(line), "now %s", now);
-	if ((rc = recipe_add_line(&r, line, "--now", 2, err)) < 0)
+	snprintf(line, sizeof(line), "%s %s", directive, arg);
+	if ((rc = recipe_add_line(&r, line, what, 2, err)) < 0)
 		goto out;
-	/* The base was settled by the caller (refreshed only when it asked
-	 * for --build-if-stale): --now does not rebuild it behind its back. */
 	rc = refresh(s, name, &r, o, BASE_AS_IS, 0, &res, err);
 out:
 	recipe_free(&r);
 	return rc;
 }
 
-/* The derived snapshot of base whose golden holds n copies of postgres
- * (`databases N`): what a shared server of `new --shared` clones.  Built
- * once per (base, n), like the --now one. */
+/* With a mock now(), baked in, so that `new --now` costs no extra
+ * connection (see snapshots/README.md, "Mock time"). */
+static int now_snapshot(pgsnap_store *s, const char *base, const char *now,
+			const pgsnap_build_opts *o, char *name, size_t len,
+			pgsnap_error *err)
+{
+	int rc = mocktime_check(now, err);
+
+	return rc < 0 ? rc : derived_snapshot(s, base, "now", "--now", "now",
+					      now, o, name, len, err);
+}
+
+/* Whose golden holds n copies of postgres (`databases N`): what a shared
+ * server of `new --shared` clones (clone_new checked n). */
 static int shared_snapshot(pgsnap_store *s, const char *base, int n,
 			   const pgsnap_build_opts *o, char *name, size_t len,
 			   pgsnap_error *err)
 {
-	pgsnap_build_result res = { 0 };
-	unsigned char d[32];
-	char hex[65], line[256], num[16];
-	sha256_ctx c;
-	recipe r;
-	int rc;
+	char num[16];
 
-	if (n < 1 || n > PGSNAP_SHARED_MAX)
-		return pgsnap_err(err, EINVAL, "--shared=%d: the databases of a "
-				  "shared server are 1 to %d", n,
-				  PGSNAP_SHARED_MAX);
 	snprintf(num, sizeof(num), "%d", n);
-	sha256_init(&c);
-	sha256_update(&c, base, strlen(base) + 1);
-	sha256_update(&c, num, strlen(num));
-	sha256_final(&c, d);
-	sha256_hex(d, hex);
-	snprintf(name, len, "%.46s.dbs-%.12s", base, hex);
-	if ((rc = recipe_init(&r, name, "/", err)) < 0)
-		goto out;
-	snprintf(line, sizeof(line), "from %s", base);
-	if ((rc = recipe_add_line(&r, line, "--shared", 1, err)) < 0)
-		goto out;
-	snprintf(line, sizeof(line), "databases %d", n);
-	if ((rc = recipe_add_line(&r, line, "--shared", 2, err)) < 0)
-		goto out;
-	/* As for --now: the base was settled by the caller. */
-	rc = refresh(s, name, &r, o, BASE_AS_IS, 0, &res, err);
-out:
-	recipe_free(&r);
-	return rc;
+	return derived_snapshot(s, base, "dbs", "--shared", "databases", num,
+				o, name, len, err);
 }
 
 int snapshot_for_new(pgsnap_store *s, const pgsnap_new_opts *o, char *name,
