@@ -170,7 +170,12 @@ $(B)/bench/ready: test/bench/ready.c $(B)/libpgsnap.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -o $@ $< $(B)/libpgsnap.a $(LIBS) $(PQ_LIBS)
 
-bench: all $(B)/bench/timer $(B)/bench/ready
+# The suite run by a harness that uses libpgsnap in its own process.
+$(B)/bench/libsuite: test/bench/libsuite.c $(B)/libpgsnap.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -pthread -o $@ $< $(B)/libpgsnap.a $(LIBS) $(PQ_LIBS)
+
+bench: all $(B)/bench/timer $(B)/bench/ready $(B)/bench/libsuite
 	sh scripts/deps.sh bench
 	sh scripts/bench.sh
 

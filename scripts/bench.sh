@@ -45,6 +45,7 @@ SUITE=${BENCH_SUITE:-500}
 SUITE_J=${BENCH_SUITE_J:-4}
 ONLY=${BENCH_ONLY:-baseline pgsnap ready settings peers template burst suite topics}
 READY=$B/bench/ready
+LIBSUITE=$B/bench/libsuite
 PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
 PY=/usr/bin/python3
 OUTDIR=$TOP/build/bench
@@ -105,9 +106,9 @@ table() {
 		else if ((x = m["pgsnap-cold-copy"]) > 0) target("cold (copy): median < 90 ms", x < 90, sprintf("%.2f ms", x))
 		for (k in v) if (k ~ /^burst-.*\/clones_per_s$/)
 			target("burst: >= 40 ready clones/s", v[k] >= 40, sprintf("%.1f/s", v[k]))
-		for (k in v) if (k ~ /^suite-.*-pgsnap(-shared)?\/wall_ms$/) {
-			s = k; sub(/-pgsnap(-shared)?\/wall_ms$/, "", s)
-			how = k ~ /-shared\// ? "pgsnap new --shared" : "a server per test"
+		for (k in v) if (k ~ /^suite-.*-pgsnap(-shared(-lib)?)?\/wall_ms$/) {
+			s = k; sub(/-pgsnap(-shared(-lib)?)?\/wall_ms$/, "", s)
+			how = k ~ /-lib\// ? "libpgsnap --shared" : k ~ /-shared\// ? "pgsnap new --shared" : "a server per test"
 			t1 = v[s "-template-WAL_LOG/wall_ms"]; t2 = v[s "-template-FILE_COPY/wall_ms"]
 			t = (t1 > 0 && (t2 == "" || t1 < t2)) ? t1 : t2
 			if (t > 0) target("suite (" how "): >= 3x the template route (test settings)", t / v[k] >= 3, ratio(t, v[k]) (v[s "-floor/wall_ms"] > 0 ? sprintf(" (no route can pass %s: the tests alone)", ratio(t, v[s "-floor/wall_ms"])) : ""))
@@ -423,6 +424,15 @@ if want suite; then
 		row val "suite-$SUITE-pgsnap-shared" wall_ms "$2" ms "$SUITE tests on $SUITE_J workers: pgsnap new --shared (16 databases a server, pool 2), 5 queries, pgsnap rm"
 	else
 		row na "suite-$SUITE-pgsnap-shared" - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	# The same from a harness that calls libpgsnap in its own process: no
+	# pgsnap process per test.
+	quiesce
+	if s=$("$LIBSUITE" -n "$SUITE" -j "$SUITE_J" -S 16 -p 2 -x "$PGSNAP" 2>"$WORK/err"); then
+		set -- $s
+		row val "suite-$SUITE-pgsnap-shared-lib" wall_ms "$2" ms "the same, the harness calling libpgsnap (pgsnap_new --shared, pgsnap_rm) in its own process"
+	else
+		row na "suite-$SUITE-pgsnap-shared-lib" - - - - - - "failed: $(tail -1 "$WORK/err")"
 	fi
 	# The floor: the same tests on databases made beforehand, each
 	# already connected to once (its catalogs cached), all untimed: only
