@@ -161,7 +161,7 @@ quickstart: all
 	sh scripts/quickstart.sh
 
 # The benchmark driver: times "fresh server to first query" from outside.
-$(B)/bench/timer: test/bench/timer.c | $(DEPS_STAMP)
+$(B)/bench/timer: test/bench/timer.c test/bench/suite_sql.h | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $< $(LIBS) $(PQ_LIBS)
 
@@ -171,7 +171,7 @@ $(B)/bench/ready: test/bench/ready.c $(B)/libpgsnap.a
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -o $@ $< $(B)/libpgsnap.a $(LIBS) $(PQ_LIBS)
 
 # The suite run by a harness that uses libpgsnap in its own process.
-$(B)/bench/libsuite: test/bench/libsuite.c $(B)/libpgsnap.a
+$(B)/bench/libsuite: test/bench/libsuite.c test/bench/suite_sql.h $(B)/libpgsnap.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -pthread -o $@ $< $(B)/libpgsnap.a $(LIBS) $(PQ_LIBS)
 

@@ -216,6 +216,11 @@ pgsnap_clone *registry_find(registry *r, const char *id);
 /* Does ref (an id, URL, JDBC URL or directory) name clone c? */
 bool clone_matches(const pgsnap_clone *c, const char *ref);
 int registry_append(registry *r, const pgsnap_clone *c);
+/* Lock, apply fn to record id (NULL when there is none: fn decides), save
+ * unless fn returned an error, unlock. */
+int registry_edit(pgsnap_store *s, const char *id,
+		  int (*fn)(registry *, pgsnap_clone *, void *), void *arg,
+		  pgsnap_error *err);
 void registry_delete(registry *r, pgsnap_clone *c);
 /* Parse/format the registry text (exposed for tests and the fuzzer). */
 int registry_parse(const char *text, size_t len, pgsnap_clone **recs,

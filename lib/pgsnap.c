@@ -18,27 +18,6 @@
 #define STOP_TIMEOUT_MS 10000
 #define PORT_TRIES 20
 
-/* Apply fn to the record id under the lock and save. */
-static int registry_edit(pgsnap_store *s, const char *id,
-			 int (*fn)(registry *, pgsnap_clone *, void *),
-			 void *arg, pgsnap_error *err)
-{
-	registry reg;
-	pgsnap_clone *c;
-	int r = registry_lock(s, &reg, err);
-
-	if (r < 0)
-		return r;
-	c = registry_find(&reg, id);
-	r = fn(&reg, c, arg);
-	if (r < 0)
-		pgsnap_err(err, r, "registry update failed");
-	else
-		r = registry_save(&reg, err);
-	registry_unlock(&reg);
-	return r;
-}
-
 static int edit_add(registry *reg, pgsnap_clone *found, void *arg)
 {
 	if (found)

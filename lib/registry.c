@@ -567,3 +567,23 @@ void registry_delete(registry *r, pgsnap_clone *c)
 	memmove(&r->recs[i], &r->recs[i + 1], (r->n - i - 1) * sizeof(*c));
 	r->n--;
 }
+
+int registry_edit(pgsnap_store *s, const char *id,
+		  int (*fn)(registry *, pgsnap_clone *, void *), void *arg,
+		  pgsnap_error *err)
+{
+	registry reg;
+	pgsnap_clone *c;
+	int r = registry_lock(s, &reg, err);
+
+	if (r < 0)
+		return r;
+	c = registry_find(&reg, id);
+	r = fn(&reg, c, arg);
+	if (r < 0)
+		pgsnap_err(err, r, "registry update failed");
+	else
+		r = registry_save(&reg, err);
+	registry_unlock(&reg);
+	return r;
+}

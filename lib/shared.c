@@ -108,6 +108,18 @@ static int lease_add(registry *reg, pgsnap_clone *srv, const pgsnap_clone *t,
 	return 0;
 }
 
+/* A server becomes shared: nobody's, its leases have owners and limits. */
+static void make_shared(pgsnap_clone *c, int64_t now_ms_)
+{
+	snprintf(c->state, sizeof(c->state), "shared");
+	c->owner = 0;
+	c->owner_start = 0;
+	c->creator = 0;
+	c->creator_start = 0;
+	c->keep = 0;
+	c->created_ms = now_ms_;
+}
+
 static bool usable(const pgsnap_store *s, const pgsnap_clone *c,
 		   const char *sig, const char *state)
 {
@@ -138,13 +150,7 @@ int shared_take(pgsnap_store *s, const pgsnap_clone *t, pgsnap_clone *out,
 		pgsnap_clone *c = &reg.recs[i];
 		if (usable(s, c, t->opts_sig, "pooled") && c->dbs > 0) {
 			best = c;
-			snprintf(c->state, sizeof(c->state), "shared");
-			/* Nobody's: its leases have owners and limits. */
-			c->owner = 0;
-			c->owner_start = 0;
-			c->creator = 0;
-			c->creator_start = 0;
-			c->created_ms = t->created_ms;
+			make_shared(c, t->created_ms);
 		}
 	}
 	if (!best) {
@@ -160,36 +166,29 @@ int shared_take(pgsnap_store *s, const pgsnap_clone *t, pgsnap_clone *out,
 	return r < 0 ? r : 1;
 }
 
+typedef struct commit_job {
+	const pgsnap_clone *srv, *t;
+	pgsnap_clone *out;
+} commit_job;
+
+static int edit_commit(registry *reg, pgsnap_clone *cur, void *arg)
+{
+	commit_job *j = arg;
+
+	if (!cur)
+		return -ENOENT;
+	*cur = *j->srv;
+	make_shared(cur, j->t->created_ms);
+	cur->dbs_used = 0;
+	return lease_add(reg, cur, j->t, j->out);
+}
+
 int shared_commit(pgsnap_store *s, const pgsnap_clone *srv,
 		  const pgsnap_clone *t, pgsnap_clone *out, pgsnap_error *err)
 {
-	pgsnap_clone *cur;
-	registry reg;
-	int r;
+	commit_job j = { srv, t, out };
 
-	if ((r = registry_lock(s, &reg, err)) < 0)
-		return r;
-	cur = registry_find(&reg, srv->id);
-	if (!cur) {
-		registry_unlock(&reg);
-		return pgsnap_err(err, ENOENT, "clone %s vanished from the "
-				  "registry", srv->id);
-	}
-	*cur = *srv;
-	snprintf(cur->state, sizeof(cur->state), "shared");
-	cur->owner = 0;
-	cur->owner_start = 0;
-	cur->creator = 0;
-	cur->creator_start = 0;
-	cur->keep = 0;
-	cur->dbs_used = 0;
-	r = lease_add(&reg, cur, t, out);
-	if (r < 0)
-		pgsnap_err(err, r, "registry update failed");
-	else
-		r = registry_save(&reg, err);
-	registry_unlock(&reg);
-	return r;
+	return registry_edit(s, srv->id, edit_commit, &j, err);
 }
 
 int shared_end_lease(pgsnap_store *s, const char *id, char *retire,

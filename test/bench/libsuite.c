@@ -21,17 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "suite_sql.h"
+
 static int opt_n = 500, opt_j = 4, opt_shared = 16, opt_pool = 2;
 static const char *opt_exe;
 static atomic_int next_job, failures;
 
-static const char *const suite_sql[] = {
-	"create table t (id int primary key, v text)",
-	"insert into t select g, md5(g::text) from generate_series(1, 10) g",
-	"update t set v = 'x' where id = 3",
-	"select count(*), max(v) from t",
-	"delete from t where id > 5",
-};
 
 static double now_ms(void)
 {

@@ -49,6 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "suite_sql.h"
+
 static int opt_n = 20, opt_warm = 1, opt_j = 1;
 static const char *opt_user, *opt_samples, *opt_admin, *opt_tpl,
 	*opt_strategy = "WAL_LOG";
@@ -308,13 +310,6 @@ static int mode_lat(bool tpl)
 static atomic_int next_job, failures;
 static double *lat_v;
 
-static const char *const suite_sql[] = {
-	"create table t (id int primary key, v text)",
-	"insert into t select g, md5(g::text) from generate_series(1, 10) g",
-	"update t set v = 'x' where id = 3",
-	"select count(*), max(v) from t",
-	"delete from t where id > 5",
-};
 
 static void *worker(void *arg)
 {
