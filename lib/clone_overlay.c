@@ -249,7 +249,7 @@ static int overlay_probe(const pgsnap_store *s, pgsnap_error *err)
 		r = pgsnap_errno(err, errno, "cannot unmount %s", d[3]);
 	rm_rf(base);
 	if (r < 0)
-		pgsnap_err_wrap(err, "overlayfs does not work here (upper "
+		pgsnap_err_wrap(err, r, "overlayfs does not work here (upper "
 				"layer on %s)", fs_type_name(s->run));
 	return r;
 }

@@ -41,19 +41,21 @@ int pgsnap_errno(pgsnap_error *err, int code, const char *fmt, ...)
 	return code;
 }
 
-int pgsnap_err_wrap(pgsnap_error *err, const char *fmt, ...)
+int pgsnap_err_wrap(pgsnap_error *err, int code, const char *fmt, ...)
 {
 	char prefix[512], old[sizeof(err->msg)];
 	va_list ap;
 
+	code = norm(code);
 	if (!err)
-		return -EIO;
+		return code;
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
 	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
-	return err->code ? err->code : -EIO;
+	err->code = code;
+	return code;
 }
 
 void pgsnap_freep(void *p)

@@ -25,9 +25,11 @@ int pgsnap_err(pgsnap_error *err, int code, const char *fmt, ...)
 /* Like pgsnap_err, appending ": strerror(code)". */
 int pgsnap_errno(pgsnap_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Prefix context to an error already set: "context: old message". */
-int pgsnap_err_wrap(pgsnap_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* Prefix context to an error already set: "context: old message";
+ * returns code (the callee's return value, passed on) normalised as
+ * pgsnap_err does, whether or not err is NULL. */
+int pgsnap_err_wrap(pgsnap_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* ---- cleanup attributes: one owner, one cleanup path ----------------- */
 

@@ -53,6 +53,6 @@ int mocktime_install(PGconn *conn, const char *now, pgsnap_error *err)
 	r = sql_exec(conn, sql, err);
 	free(sql);
 	if (r < 0)
-		return pgsnap_err_wrap(err, "--now '%s'", now);
+		return pgsnap_err_wrap(err, r, "--now '%s'", now);
 	return 0;
 }

@@ -109,7 +109,7 @@ static int start_server(pgsnap_store *s, const pgsnap_new_opts *o,
 		r = sql_set_password(conn, c->user, c->password, err);
 		PQfinish(conn);
 		if (r < 0)
-			return pgsnap_err_wrap(err, "cannot set the TCP password");
+			return pgsnap_err_wrap(err, r, "cannot set the TCP password");
 	}
 	return 0;
 }

@@ -438,7 +438,7 @@ static int lock_and_load(const pgsnap_store *s, registry *r, bool salvage,
 	}
 	rc = parse_text(text, len, salvage, &r->recs, &r->n, dropped, err);
 	if (rc < 0) {
-		pgsnap_err_wrap(err, "registry %s is %s (run 'pgsnap gc "
+		pgsnap_err_wrap(err, rc, "registry %s is %s (run 'pgsnap gc "
 				"--repair' to rebuild it from the clones on "
 				"disk)", r->path, rc == -EPROTO ?
 				"not readable by this pgsnap" : "corrupt");
@@ -481,7 +481,7 @@ int registry_read(const pgsnap_store *s, pgsnap_clone **recs, size_t *n,
 		return pgsnap_errno(err, rc, "cannot read registry %s", r.path);
 	rc = registry_parse(text, len, recs, n, err);
 	if (rc < 0)
-		return pgsnap_err_wrap(err, "registry %s is corrupt (run "
+		return pgsnap_err_wrap(err, rc, "registry %s is corrupt (run "
 				       "'pgsnap gc --repair' to rebuild it)",
 				       r.path);
 	return 0;

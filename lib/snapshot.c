@@ -450,7 +450,7 @@ static int base_key(pgsnap_store *s, const char *base,
 		return 0;
 	}
 	if (r != -ENOPKG)
-		return pgsnap_err_wrap(err, "base snapshot '%s'", base);
+		return pgsnap_err_wrap(err, r, "base snapshot '%s'", base);
 	snapshot_dir(s, base, dir, sizeof(dir));
 	if (meta_read(dir, &m) < 0)
 		return no_such(s, base, err);
@@ -543,7 +543,7 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 	q.o = o;
 	rc = snap_build(s, &q, err);
 	if (rc < 0) {
-		pgsnap_err_wrap(err, "building snapshot '%s'", name);
+		pgsnap_err_wrap(err, rc, "building snapshot '%s'", name);
 		goto out;
 	}
 	res->built = 1;

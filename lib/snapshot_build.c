@@ -633,7 +633,7 @@ static int run_extension(build *b, const recipe_step *st, pgsnap_error *err)
 	free(q);
 	PQfreemem(id);
 	PQfinish(c);
-	return r < 0 ? pgsnap_err_wrap(err, "extension %s", st->arg) : 0;
+	return r < 0 ? pgsnap_err_wrap(err, r, "extension %s", st->arg) : 0;
 }
 
 static int run_now(build *b, pgsnap_error *err)
@@ -676,7 +676,7 @@ static int vacuum_all(build *b, pgsnap_error *err)
 		PQfinish(c);
 	}
 	PQclear(res);
-	return r < 0 ? pgsnap_err_wrap(err, "vacuum") : 0;
+	return r < 0 ? pgsnap_err_wrap(err, r, "vacuum") : 0;
 }
 
 /* After vacuum, so that it does not touch the copies (snapshot_dbs.c). */
@@ -690,7 +690,7 @@ static int run_databases(build *b, pgsnap_error *err)
 	progress(b, "databases pgsnap_1..%d", b->q->r->databases);
 	r = dbs_create(c, b->q->r->databases, b->s->pg_major, &b->dbs, err);
 	PQfinish(c);
-	return r < 0 ? pgsnap_err_wrap(err, "databases %d",
+	return r < 0 ? pgsnap_err_wrap(err, r, "databases %d",
 				       b->q->r->databases) : 0;
 }
 

@@ -124,7 +124,7 @@ int dbs_create(PGconn *c, int n, int pg_major, dbs_oids *out,
 		"d.datname ~ " COPY_PATTERN ";\n"
 		"COMMIT", out->postgres, out->postgres, out->postgres);
 	if (r < 0)
-		return pgsnap_err_wrap(err, "copying the settings of database "
+		return pgsnap_err_wrap(err, r, "copying the settings of database "
 				       "postgres");
 	if ((r = query(c, "SELECT oid FROM pg_database WHERE datname ~ "
 		       COPY_PATTERN, &res, err)) < 0)

@@ -228,11 +228,11 @@ int pgsnap_snapshot_save(pgsnap_store *s, const char *ref, const char *name,
 		return pgsnap_err(err, EEXIST, "snapshot '%s' exists (use "
 				  "--force to replace it)", name);
 	if ((r = sql_connect(c.sockdir, c.port, c.dbname, &conn, err)) < 0)
-		return pgsnap_err_wrap(err, "clone %s", c.id);
+		return pgsnap_err_wrap(err, r, "clone %s", c.id);
 	r = sql_exec(conn, "CHECKPOINT", err);
 	PQfinish(conn);
 	if (r < 0)
-		return pgsnap_err_wrap(err, "clone %s: CHECKPOINT", c.id);
+		return pgsnap_err_wrap(err, r, "clone %s: CHECKPOINT", c.id);
 	if ((r = snap_build_dir(s, name, build, sizeof(build), err)) < 0)
 		return r;
 	/* The postmaster leads its own session (setsid at start): its group
@@ -278,7 +278,7 @@ int pgsnap_snapshot_save(pgsnap_store *s, const char *ref, const char *name,
 	return 0;
 fail:
 	rm_rf(build);
-	return pgsnap_err_wrap(err, "snapshot save %s %s", c.id, name);
+	return pgsnap_err_wrap(err, r, "snapshot save %s %s", c.id, name);
 }
 
 /* ---- export / import ------------------------------------------------------- */
