@@ -78,8 +78,6 @@ extern const char *const clone_var_names[];
 
 /* s as one shell word: single quotes, each ' as '\''. */
 void shell_quote(FILE *f, const char *s);
-/* s as a JSON string: quotes, escapes, invalid UTF-8 as U+FFFD. */
-void json_string(FILE *f, const char *s);
 /* One clone in the given form, with a newline. */
 void print_clone(FILE *f, const pgsnap_clone *c, out_format form);
 /* The JSON object of a clone (no newline); ls --json prints an array. */

@@ -144,6 +144,8 @@ typedef struct pgsnap_clone {
 	int dbs;
 	int dbs_used;
 	int64_t used_ms;
+	/* The test runner's worker that asked for it (pgsnap_new_opts). */
+	char worker[64];
 } pgsnap_clone;
 
 /* Clone the snapshot (building it first when it is the shipped recipe
@@ -188,6 +190,13 @@ PGSNAP_API int pgsnap_pool_keep(pgsnap_store *store, const pgsnap_new_opts *opts
  * (return 0). */
 PGSNAP_API int pgsnap_clone_url(const pgsnap_clone *c, char *buf, size_t len);
 PGSNAP_API int pgsnap_clone_jdbc_url(const pgsnap_clone *c, char *buf, size_t len);
+/* The libpq key=value form ("host='...' port=... user=... dbname=..."),
+ * for drivers that refuse a %-encoded socket path in a URL. */
+PGSNAP_API int pgsnap_clone_conninfo(const pgsnap_clone *c, char *buf, size_t len);
+/* The clone as one JSON object, the fields of `pgsnap new --json` and of
+ * the service's answers (docs/protocol.md).  Returns the length written
+ * as snprintf() does; 0 when out of memory. */
+PGSNAP_API int pgsnap_clone_json(const pgsnap_clone *c, char *buf, size_t len);
 
 /* The clones of the store (every state), in creation order.  *out is
  * malloc'ed (NULL or not when *n is 0): free() it. */

@@ -35,6 +35,7 @@ static const struct field {
 	N(created_ms, F_I64), N(timeout_s, F_LONG),
 	N(keep, F_INT), S(boot_id), S(opts_sig),
 	S(parent), N(dbs, F_INT), N(dbs_used, F_INT), N(used_ms, F_I64),
+	S(worker),
 #undef S
 #undef N
 };

@@ -15,7 +15,7 @@ run "$PGSNAP" new --json
 is "$rc" 0 "new --json exits 0"
 is "$(printf '%s\n' "$out" | wc -l)" 1 "one line"
 j=$out
-is "$(jf "$j" 'sorted(d)')" "['conninfo', 'data_dir', 'database', 'host', 'id', 'jdbc_url', 'method', 'pid', 'port', 'snapshot', 'socket_dir', 'state', 'url', 'user']" \
+is "$(jf "$j" 'sorted(d)')" "['conninfo', 'created_ms', 'data_dir', 'database', 'host', 'id', 'jdbc_url', 'log', 'method', 'pid', 'port', 'snapshot', 'socket_dir', 'state', 'timeout', 'url', 'user']" \
 	"it is JSON with the documented fields (no password on a socket)"
 url=$(jf "$j" 'd["url"]')
 is "$(q "$url" 'select 1')" 1 "its url connects"

@@ -1,6 +1,7 @@
 /* unit_output.c - the escapers behind new --json/--env and exec: what a
  * path with any bytes in it becomes. */
 #include "../../cmd/output.c"
+#include "json.h"
 #include "tap.h"
 
 #include <stdbool.h>
@@ -20,9 +21,11 @@ static char *printed(void (*f)(FILE *, const char *), const char *s)
 
 static void json_is(const char *in, const char *want, const char *what)
 {
-	char *got = printed(json_string, in);
-	is_str(got, want, "json: %s", what);
-	free(got);
+	jbuf b = { 0 };
+
+	jb_str(&b, in);
+	is_str(b.p, want, "json: %s", what);
+	free(b.p);
 }
 
 static void test_json(void)
