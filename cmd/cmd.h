@@ -20,13 +20,11 @@ typedef struct command {
 int cmd_new(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
-int cmd_pool_keeper(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
-int cmd_supervise(int argc, char **argv);
-int cmd_userns_overlay(int argc, char **argv);
+int cmd_service(int argc, char **argv);
 
 /* "pgsnap CMD: MESSAGE (see pgsnap CMD --help)" on stderr; returns 2. */
 int usage_error(const char *cmd, const char *fmt, ...)

@@ -14,6 +14,7 @@ static void help(void)
 	       "                the shared servers of new's databases (shared),\n"
 	       "                which new hands out and nobody owns yet, and\n"
 	       "                clones still starting (no server yet)\n"
+	       "      --worker W  only the clones of worker W\n"
 	       "  -q, --quiet   print ids only\n"
 	       "      --json    print a JSON array, one object per clone\n"
 	       "                (the fields of 'pgsnap new --json')\n"
@@ -52,6 +53,7 @@ int cmd_ls(int argc, char **argv)
 		{ "all", no_argument, NULL, 'a' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "worker", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -59,7 +61,8 @@ int cmd_ls(int argc, char **argv)
 	pgsnap_error err = { 0 };
 	pgsnap_clone *v;
 	size_t n, i, k;
-	int ch, quiet = 0, json = 0, all = 0;
+	const char *worker = NULL;
+	int ch, quiet = 0, json = 0, all = 0, workers = 0;
 
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":aqh", longopts, NULL)) != -1) {
@@ -67,6 +70,7 @@ int cmd_ls(int argc, char **argv)
 		case 'a': all = 1; break;
 		case 'q': quiet = 1; break;
 		case 'J': json = 1; break;
+		case 'W': worker = optarg; break;
 		case 'h': help(); return EXIT_OK;
 		default: return bad_option("ls", argv, ch);
 		}
@@ -83,18 +87,25 @@ int cmd_ls(int argc, char **argv)
 	/* Pooled servers are not yet anyone's clone, and a clone still
 	 * starting has no server (nor port) yet: the pool's keeper makes
 	 * those all the time.  A shared server is no one's either: its
-	 * databases are (leases, listed with their own ids). */
-	for (i = 0, k = 0; i < n; i++)
+	 * databases are (leases, listed with their own ids).  One stopping
+	 * is on its way out. */
+	for (i = 0, k = 0; i < n; i++) {
+		if (worker && strcmp(v[i].worker, worker))
+			continue;
 		if (all || (strcmp(v[i].state, "pooled") &&
 			    strcmp(v[i].state, "starting") &&
-			    strcmp(v[i].state, "shared")))
+			    strcmp(v[i].state, "shared") &&
+			    strcmp(v[i].state, "stopping"))) {
+			workers |= v[i].worker[0] != '\0';
 			v[k++] = v[i];
+		}
+	}
 	n = k;
 	if (json)
 		print_json_array(v, n);
 	if (!quiet && !json && n)
-		printf("%-10s %-12s %-9s %-8s %-5s %s\n", "ID", "SNAPSHOT",
-		       "STATE", "PID", "AGE", "URL");
+		printf("%-10s %-12s %-9s %-8s %-5s %s%s\n", "ID", "SNAPSHOT",
+		       "STATE", "PID", "AGE", workers ? "WORKER     " : "", "URL");
 	for (i = 0; !json && i < n; i++) {
 		char url[4096], a[16];
 		if (quiet) {
@@ -103,8 +114,13 @@ int cmd_ls(int argc, char **argv)
 		}
 		pgsnap_clone_url(&v[i], url, sizeof(url));
 		age(a, sizeof(a), v[i].created_ms);
-		printf("%-10s %-12s %-9s %-8d %-5s %s\n", v[i].id,
-		       v[i].snapshot, v[i].state, (int)v[i].pid, a, url);
+		printf("%-10s %-12s %-9s %-8d %-5s ", v[i].id, v[i].snapshot,
+		       v[i].state, (int)v[i].pid, a);
+		/* A worker column when any clone has one: runners of
+		 * parallel tests, where it tells whose a clone is. */
+		if (workers)
+			printf("%-10s ", v[i].worker[0] ? v[i].worker : "-");
+		printf("%s\n", url);
 	}
 	free(v);
 	pgsnap_store_close(s);

@@ -15,8 +15,7 @@ static const command commands[] = {
 	{ "exec", cmd_exec, "run a command against a fresh server, then remove it" },
 	{ "snapshot", cmd_snapshot, "build, list, save, export snapshots" },
 	{ "gc", cmd_gc, "remove expired, dead and half-made clones" },
-	/* Hidden (no summary): started by pgsnap itself. */
-	{ "__pool", cmd_pool_keeper, NULL },
+	{ "service", cmd_service, "start, stop or find the store's service" },
 };
 
 /* An error is one line, whatever bytes the user's input put in it: control
@@ -100,9 +99,8 @@ static void usage(FILE *f)
 		   "Fresh, real PostgreSQL servers in milliseconds, cloned "
 		   "from snapshots.\n\nCommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (commands[i].summary)
-			fprintf(f, "  %-10s %s\n", commands[i].name,
-				commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name,
+			commands[i].summary);
 	fprintf(f, "\n'pgsnap COMMAND --help' describes a command; "
 		   "'man pgsnap' describes all.\n"
 		   "Environment: PGSNAP_HOME (the store), PGSNAP_PG_BINDIR "
@@ -131,10 +129,5 @@ int main(int argc, char **argv)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(name, commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	/* Not listed: started by pgsnap itself. */
-	if (!strcmp(name, "__supervise"))
-		return cmd_supervise(argc - 1, argv + 1);
-	if (!strcmp(name, "__userns-overlay"))
-		return cmd_userns_overlay(argc - 1, argv + 1);
 	return usage_error(NULL, "unknown command '%s'", name);
 }

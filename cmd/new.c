@@ -114,8 +114,7 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 	/* '+': exec stops at its COMMAND, whose options are not ours. */
 	char shortopts[2 * sizeof(new_options) / sizeof(new_options[0]) + 4] = "+:";
 	size_t i, n = 0, k = 2;
-	const char *env;
-	int ch, pool_set = 0, shared_set = 0;
+	int ch;
 	long v;
 
 	memset(a, 0, sizeof(*a));
@@ -176,7 +175,6 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 				return EXIT_USAGE;
 			a->o.pool = (int)v;
 			a->o.no_pool = v == 0;
-			pool_set = 1;
 			break;
 		case OPT_SHARED:
 			v = SHARED_DEFAULT;
@@ -184,27 +182,18 @@ int new_parse(const char *cmd, int argc, char **argv, new_args *a)
 					       PGSNAP_SHARED_MAX, &v))
 				return EXIT_USAGE;
 			a->o.shared = (int)v;
-			shared_set = 1;
 			break;
 		case 'h': return NEW_PARSE_HELP;
 		default: return bad_option(cmd, argv, ch);
 		}
 	}
-	/* PGSNAP_SHARED=N makes every `new` of a test suite --shared=N
-	 * without touching its code (0: off). */
-	if (!shared_set && (env = getenv("PGSNAP_SHARED")) && *env) {
-		if (opt_long(cmd, "PGSNAP_SHARED", env, 0, PGSNAP_SHARED_MAX, &v))
-			return EXIT_USAGE;
-		a->o.shared = (int)v;
-	}
-	if (a->o.shared && a->o.keep)
+	/* PGSNAP_SHARED=N (the library reads it) makes every `new` of a
+	 * test suite --shared=N without touching its code. */
+	if (a->o.shared > 0 && a->o.keep)
 		return usage_error(cmd, "-k and --shared: a shared server's "
 				   "files are not one test's to keep");
 	if (a->o.build_if_stale)
 		a->o.progress = on_build;
-	if (!pool_set && (env = getenv("PGSNAP_POOL")) && *env &&
-	    opt_long(cmd, "PGSNAP_POOL", env, 0, 64, &v))
-		return EXIT_USAGE;
 	return NEW_PARSE_OK;
 }
 
@@ -219,25 +208,12 @@ static void help(void)
 	new_help_options("new");
 }
 
-/* The program to start the pool keeper with: this one. */
-static const char *self_exe(char *buf, size_t len)
-{
-	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-
-	/* A binary replaced while we ran still execs through /proc. */
-	if (n <= 0 || (size_t)n >= len - 1)
-		return "/proc/self/exe";
-	buf[n] = '\0';
-	return strstr(buf, " (deleted)") ? "/proc/self/exe" : buf;
-}
-
 int cmd_new(int argc, char **argv)
 {
 	new_args a;
 	pgsnap_store *s;
 	pgsnap_clone *c;
 	pgsnap_error err = { 0 };
-	char exe[4096];
 	size_t n, i;
 	int r;
 
@@ -273,10 +249,6 @@ int cmd_new(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		print_clone(stdout, &c[i], a.out);
 	r = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
-	/* After the URL is out: the caller may use it while the pool refills.
-	 * A pool that cannot refill costs speed, not the clone just made. */
-	pgsnap_pool_kick(s, &a.o, &c[0], self_exe(exe, sizeof(exe)),
-			 argv + 1, NULL);
 	pgsnap_store_close(s);
 	/* Tests kill us here (see PGSNAP_TEST_PAUSE in lib/gc.c). */
 	if (getenv("PGSNAP_TEST_PAUSE") &&

@@ -61,17 +61,12 @@ static int do_mount(const char *lower, const char *upper, const char *work,
 }
 
 /*
- * Overlay as an ordinary user (kernel 5.11+): a user namespace that maps
- * only the caller gives it CAP_SYS_ADMIN over a new mount namespace, where
- * it may mount an overlay with "userxattr".  The mount lives and dies
- * with that namespace, i.e. with the server: pgsnap runs itself (a fresh
- * exec: the kernel refuses CLONE_NEWUSER to a vfork child sharing our
- * memory) as `pgsnap __userns-overlay`, which unshares, mounts and execs
- * postgres, keeping its pid.  The socket directory is outside the overlay,
- * so clients in the normal namespace reach the server as usual.
+ * Overlay as an ordinary user (kernel 5.11+): the server is started in a
+ * user and mount namespace of its own where the overlay is mounted
+ * (spawn.c, spawn_overlay), so the mount lives and dies with the server.
+ * The socket directory is outside the overlay, so clients in the normal
+ * namespace reach the server as usual.
  */
-#define NO_EXE "overlayfs as an ordinary user runs the server through " \
-	"pgsnap __userns-overlay: no pgsnap binary (set PGSNAP_EXE)"
 
 /* overlayfs leaves its scratch directories (work/work, work/incompat/...)
  * mode 0: root deletes them anyway, their owner must open them up first. */
@@ -111,54 +106,6 @@ static void userns_unlock(const char *dir)
 	}
 }
 
-static int write_proc(const char *path, const char *text, pgsnap_error *err)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	size_t n = strlen(text);
-
-	if (fd < 0 || write(fd, text, n) != (ssize_t)n) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return pgsnap_errno(err, e, "cannot write %s", path);
-	}
-	close(fd);
-	return 0;
-}
-
-int overlay_userns_exec(const char *lower, const char *upper,
-			const char *work, const char *target,
-			const char *prog, char *const argv[],
-			pgsnap_error *err)
-{
-	char map[64];
-	uid_t uid = getuid();
-	gid_t gid = getgid();
-	int r;
-
-	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
-		return pgsnap_errno(err, errno, "cannot make a user and mount "
-				    "namespace (see sysctl "
-				    "user.max_user_namespaces)");
-	/* The kernel wants setgroups denied before an unprivileged gid_map;
-	 * map only ourselves: files stay ours, postgres is not root. */
-	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-	if ((r = write_proc("/proc/self/setgroups", "deny", err)) < 0 ||
-	    (r = write_proc("/proc/self/uid_map", map, err)) < 0)
-		return r;
-	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-	if ((r = write_proc("/proc/self/gid_map", map, err)) < 0)
-		return r;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return pgsnap_errno(err, errno, "cannot make mounts private");
-	if ((r = do_mount(lower, upper, work, target, true, err)) < 0)
-		return r;
-	if (!prog)
-		return 0;
-	execv(prog, argv);
-	return pgsnap_errno(err, errno, "cannot run %s", prog);
-}
-
 static int userns_args(clone_job *job, const char *upper, const char *work,
 		       pgsnap_error *err)
 {
@@ -166,52 +113,35 @@ static int userns_args(clone_job *job, const char *upper, const char *work,
 		return pgsnap_err(err, EINVAL, "overlayfs cannot take a path "
 				  "holding ',', ':' or '\\' (%s, %s)",
 				  job->golden, upper);
-	if (pgsnap_exe_find(job->wrap_buf[2], sizeof(job->wrap_buf[2])) < 0)
-		return pgsnap_err(err, ENOENT, NO_EXE);
-	snprintf(job->wrap_buf[0], sizeof(job->wrap_buf[0]), "%s", upper);
-	snprintf(job->wrap_buf[1], sizeof(job->wrap_buf[1]), "%s", work);
-	job->wrapper[0] = job->wrap_buf[2];
-	job->wrapper[1] = "__userns-overlay";
-	job->wrapper[2] = job->golden;
-	job->wrapper[3] = job->wrap_buf[0];
-	job->wrapper[4] = job->wrap_buf[1];
-	job->wrapper[5] = job->datadir;
-	job->wrapper[6] = NULL;
+	snprintf(job->ov_upper, sizeof(job->ov_upper), "%s", upper);
+	snprintf(job->ov_work, sizeof(job->ov_work), "%s", work);
+	job->overlay.lower = job->golden;
+	job->overlay.upper = job->ov_upper;
+	job->overlay.work = job->ov_work;
+	job->overlay.target = job->datadir;
 	/* postgres writes postmaster.pid at the data directory's root,
 	 * which from out here is the upper layer. */
-	job->ready_dir = job->wrap_buf[0];
+	job->ready_dir = job->ov_upper;
 	return 0;
 }
 
-/* The real thing once, as this user: the helper mounts a tiny overlay in
+/* The real thing once, as this user: a child mounts a tiny overlay in
  * its own namespace and exits. */
 static int userns_probe(const char *const d[4], pgsnap_error *err)
 {
-	char exe[PATH_MAX], out[700], *nl;
-	const char *argv[] = { exe, "__userns-overlay", d[0], d[1], d[2],
-			       d[3], NULL };
+	spawn_overlay ov = { d[0], d[1], d[2], d[3] };
 	spawn_opts so = { 0 };
-	int p[2], r;
-	ssize_t n;
+	int r;
 
-	if (pgsnap_exe_find(exe, sizeof(exe)) < 0)
-		return pgsnap_err(err, ENOENT, NO_EXE);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pgsnap_errno(err, errno, "pipe");
-	so.out_fd = p[1];
-	r = run_process(exe, (char *const *)argv, &so);
-	close(p[1]);
-	n = read(p[0], out, sizeof(out) - 1);
-	close(p[0]);
-	out[n > 0 ? n : 0] = '\0';
-	if ((nl = strchr(out, '\n')))
-		*nl = '\0';
+	so.overlay = &ov;
+	so.out_fd = -1;
+	r = run_process(NULL, NULL, &so);
 	if (r < 0)
-		return pgsnap_errno(err, r, "cannot run %s", exe);
+		return pgsnap_errno(err, r, "overlayfs as an ordinary user (in "
+				    "a user namespace) failed");
 	if (r != 0)
 		return pgsnap_err(err, EPERM, "overlayfs as an ordinary user "
-				  "(in a user namespace) failed: %s",
-				  out[0] ? out : "the helper failed");
+				  "(in a user namespace) failed (status %d)", r);
 	return 0;
 }
 

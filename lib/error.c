@@ -1,6 +1,7 @@
 /* error.c - the one error convention: negative errno + a one-line message. */
 #include "internal.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,4 +71,12 @@ void pgsnap_closep(int *fd)
 		close(*fd);
 		errno = saved;
 	}
+}
+
+void pgsnap_closedirp(void *p)
+{
+	DIR *d = *(DIR **)p;
+
+	if (d)
+		closedir(d);
 }

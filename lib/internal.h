@@ -9,6 +9,7 @@
 #include "pq.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -35,8 +36,12 @@ int pgsnap_err_wrap(pgsnap_error *err, int code, const char *fmt, ...)
 
 void pgsnap_freep(void *p);
 void pgsnap_closep(int *fd);
+void pgsnap_closedirp(void *d);     /* DIR ** */
+void pgsnap_pqfinishp(void *conn);  /* PGconn ** (pq.c) */
 #define cleanup_free __attribute__((cleanup(pgsnap_freep)))
 #define cleanup_close __attribute__((cleanup(pgsnap_closep)))
+#define cleanup_dir __attribute__((cleanup(pgsnap_closedirp)))
+#define cleanup_pgconn __attribute__((cleanup(pgsnap_pqfinishp)))
 
 static inline void *steal_ptr(void *pp)
 {
@@ -66,6 +71,7 @@ int rm_rf(const char *path);
 int rm_rf_at(int dirfd, const char *name);
 /* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
 int read_file(const char *path, size_t max, char **out, size_t *len);
+int read_fd(int fd, size_t max, char **out, size_t *len);
 /* Read a small file (/proc entries, postmaster.pid) with one read() into
  * buf: at most len - 1 bytes, then NUL.  The bytes read, or -errno. */
 ssize_t read_file_buf(const char *path, char *buf, size_t len);
@@ -101,6 +107,11 @@ int sockdir_choose(const pgsnap_store *s, pgsnap_clone *c);
 /* Create c->sockdir, mode 0700, owned by the server user. */
 int sockdir_make(const pgsnap_store *s, const pgsnap_clone *c,
 		 pgsnap_error *err);
+/* NAME in the short private directory (/tmp/pgsnap-UID), for sockets
+ * whose path in the store would be too long; and making that directory. */
+int sockdir_short_path(const pgsnap_store *s, const char *name, char *buf,
+		       size_t len);
+int sockdir_short_make(const pgsnap_store *s, pgsnap_error *err);
 /* Remove c->sockdir when it lives outside the clone directory. */
 int sockdir_remove(const pgsnap_store *s, const pgsnap_clone *c);
 /* Are the record's dir and sockdir where pgsnap puts them?  Nothing else
@@ -108,6 +119,17 @@ int sockdir_remove(const pgsnap_store *s, const pgsnap_clone *c);
 bool clone_paths_valid(const pgsnap_store *s, const pgsnap_clone *c);
 
 /* ---- store.c ---------------------------------------------------------- */
+
+/* Every PGSNAP_* setting, read once when the store is opened (store.c). */
+typedef struct store_cfg {
+	int pool;                  /* PGSNAP_POOL; -1: not set (2) */
+	long pool_ttl_s;           /* PGSNAP_POOL_TTL (300) */
+	int shared;                /* PGSNAP_SHARED: new --shared=N (0: off) */
+	bool service;              /* PGSNAP_SERVICE (1): talk to the service */
+	char worker[64];           /* PGSNAP_WORKER or the runner's worker */
+	char lock_trace[256];      /* PGSNAP_LOCK_TRACE: a file, for the bench */
+	char test_pause[32];       /* PGSNAP_TEST_PAUSE (tests) */
+} store_cfg;
 
 struct pgsnap_store {
 	char home[512];      /* snapshots live here (disk) */
@@ -120,6 +142,12 @@ struct pgsnap_store {
 	gid_t gid;
 	bool as_root;        /* pgsnap runs as root: switch to uid/gid */
 	char boot_id[40];
+	store_cfg cfg;
+	/* Connections to the service kept for reuse (pgsnap.c). */
+	pthread_mutex_t svc_mu;
+	void *svc_cache[4];
+	int svc_ncache;
+	void (*svc_free)(void *);
 };
 
 /* Switch this thread's filesystem identity to the server user (no-op when
@@ -132,8 +160,15 @@ int mkdir_server(const pgsnap_store *s, const char *path);
 
 /* ---- spawn.c ---------------------------------------------------------- */
 
+/* An overlay to mount in a user+mount namespace of the child's own,
+ * before it execs (overlayfs as an ordinary user). */
+typedef struct spawn_overlay {
+	const char *lower, *upper, *work, *target;
+} spawn_overlay;
+
 typedef struct spawn_opts {
 	const pgsnap_store *store;   /* run as its server user when root */
+	const spawn_overlay *overlay;
 	int out_fd;                  /* stdout+stderr; -1: /dev/null */
 	const char *cwd;
 	bool new_session;            /* setsid(): survive our exit */
@@ -142,7 +177,8 @@ typedef struct spawn_opts {
 } spawn_opts;
 
 /* vfork+execv (no shell); raw syscalls switch the uid in the child so no
- * glibc lock or buffer state is touched.  Returns the pid or -errno. */
+ * glibc lock or buffer state is touched.  Returns the pid or -errno.
+ * path NULL (with overlay): exit 0 once the overlay is mounted, a probe. */
 pid_t spawn_process(const char *path, char *const argv[],
 		    const spawn_opts *o);
 /* Run to completion; returns exit status (0..255), 128+sig, or -errno. */
@@ -168,7 +204,7 @@ typedef struct server_start {
 	const char *server_opts;     /* extra words for postgres */
 	int timeout_ms;
 	bool ipv6;                   /* with tcp: also listen on ::1 */
-	const char *const *wrapper;  /* argv prefix that execs postgres */
+	const spawn_overlay *overlay;/* mounted in the server's namespace */
 	const char *ready_dir;       /* where postmaster.pid appears
 					(NULL: datadir) */
 } server_start;
@@ -191,96 +227,111 @@ int free_tcp_port(void);
 /* A port free on both 127.0.0.1 and ::1; -EADDRNOTAVAIL without IPv6. */
 int free_tcp_port_dual(void);
 
-/* ---- registry.c ------------------------------------------------------- */
-
-typedef struct registry {
-	int lock_fd;
-	pgsnap_clone *recs;
-	size_t n, cap;
-	char path[600];
-	int64_t locked_us, wait_us;  /* for PGSNAP_LOCK_TRACE */
-} registry;
-
-/* Take the lock and load the records; a corrupt or foreign file is an
- * error that names 'pgsnap gc --repair'. */
-int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err);
-/* The same for --repair: keep the records that parse, count the rest in
- * *dropped (a foreign file counts as one and yields no record). */
-int registry_lock_salvage(const pgsnap_store *s, registry *r, size_t *dropped,
-			  pgsnap_error *err);
-/* Read without the lock: every write is a rename, so this sees one
- * complete version.  For decisions re-checked under the lock. */
-int registry_read(const pgsnap_store *s, pgsnap_clone **recs, size_t *n,
-		  pgsnap_error *err);
-void registry_unlock(registry *r);       /* also frees recs */
-int registry_save(registry *r, pgsnap_error *err);
-pgsnap_clone *registry_find(registry *r, const char *id);
-/* Does ref (an id, URL, JDBC URL or directory) name clone c? */
-bool clone_matches(const pgsnap_clone *c, const char *ref);
-int registry_append(registry *r, const pgsnap_clone *c);
-/* Lock, apply fn to record id (NULL when there is none: fn decides), save
- * unless fn returned an error, unlock. */
-int registry_edit(pgsnap_store *s, const char *id,
-		  int (*fn)(registry *, pgsnap_clone *, void *), void *arg,
-		  pgsnap_error *err);
-void registry_delete(registry *r, pgsnap_clone *c);
-/* Parse/format the registry text (exposed for tests and the fuzzer). */
-int registry_parse(const char *text, size_t len, pgsnap_clone **recs,
-		   size_t *n, pgsnap_error *err);
-char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len);
-
-/* ---- gc.c: what is no longer wanted ---------------------------------- */
+/* ---- record.c: a clone's record and what it says ----------------------- */
 
 #define PGSNAP_DEFAULT_TIMEOUT_S 60   /* -w when not given */
-#define GC_STOP_TIMEOUT_MS 10000      /* fast shutdown, then immediate */
-#define GC_NEW_MAX_VICTIMS 32         /* bounds the gc that new runs */
-#define GC_NEW_STOP_TIMEOUT_MS 3000
 
-typedef struct gc_opts {
-	bool dry_run;
-	int max_victims;             /* 0: all */
-	int stop_timeout_ms;
-	bool trash_in_background;    /* trash_kick, not trash_empty */
-	void (*report)(void *arg, const char *verb, const char *what,
-		       const char *why);
-	void *arg;
-} gc_opts;
-
-typedef struct gc_result {
-	size_t removed, adopted, removed_files;
-	size_t watched;              /* records that need watching */
-	int64_t next_due_ms;         /* earliest time limit ahead (wall ms) */
-	bool busy;                   /* a clone past its time has clients */
-} gc_result;
-
-/* One pass: judge every record and clone directory, remove what is due. */
-int gc_run(pgsnap_store *s, const gc_opts *o, gc_result *res,
-	   pgsnap_error *err);
-/* The bounded pass new makes when no supervisor runs; errors ignored. */
-void gc_before_new(pgsnap_store *s);
+/* Parse/format records as text: a header line, then a line per record
+ * (exposed for tests and the fuzzer).  records_salvage keeps what parses
+ * and counts the rest in *dropped. */
+int records_parse(const char *text, size_t len, pgsnap_clone **recs,
+		  size_t *n, pgsnap_error *err);
+int records_salvage(const char *text, size_t len, pgsnap_clone **recs,
+		    size_t *n, size_t *dropped);
+char *records_format(const pgsnap_clone *recs, size_t n, size_t *len);
 /* -w as a number of seconds (the default for -1); 0: no limit. */
 long effective_timeout(const pgsnap_clone *c);
-/* Does this record need a supervisor (a limit, or a process at work)? */
+bool clone_is_lease(const pgsnap_clone *c);   /* one database of a server */
+bool clone_is_shared(const pgsnap_clone *c);  /* a server handing them out */
+/* Does this record need watching (a limit, an owner, a process at work)? */
 bool record_watched(const pgsnap_clone *c);
+/* Leases of server id among v[0..n-1]. */
+size_t shared_leases(const pgsnap_clone *v, size_t n, const char *id);
+/* Does ref (an id, URL, JDBC URL or directory) name clone c? */
+bool clone_matches(const pgsnap_clone *c, const char *ref);
+
+/* ---- registry.c: a record file per clone --------------------------------- */
+
+typedef struct reg_lock {
+	int fd;
+	int64_t locked_us, wait_us;  /* for PGSNAP_LOCK_TRACE */
+	const char *trace;
+} reg_lock;
+#define REG_LOCK_INIT { .fd = -1 }
+
+/* Make RUN/records and RUN/avail; move a registry of pgsnap 0.1 into
+ * record files (once). */
+int registry_init(const pgsnap_store *s, pgsnap_error *err);
+/* The lock around read-modify-write of records; never held across a
+ * clone, a server start or stop. */
+int registry_lock(const pgsnap_store *s, reg_lock *l, pgsnap_error *err);
+void registry_unlock(reg_lock *l);
+void registry_unlockp(reg_lock *l);
+#define cleanup_registry __attribute__((cleanup(registry_unlockp)))
+/* One record: -ENOENT when there is none, -EBADMSG when it is damaged. */
+int registry_get(const pgsnap_store *s, const char *id, pgsnap_clone *out,
+		 pgsnap_error *err);
+/* Write (replace) a record; add one whose id must be new (-EEXIST, no
+ * message, when taken); delete one.  Callers hold the lock. */
+int registry_put(const pgsnap_store *s, const pgsnap_clone *c,
+		 pgsnap_error *err);
+int registry_add(const pgsnap_store *s, const pgsnap_clone *c,
+		 pgsnap_error *err);
+int registry_del(const pgsnap_store *s, const char *id);
+/* Lock, read record id (NULL to fn when there is none), let fn change
+ * it, write or delete it as fn says (REG_KEEP, REG_PUT, REG_DEL, or a
+ * negative errno), unlock. */
+enum { REG_KEEP = 0, REG_PUT = 1, REG_DEL = 2 };
+int registry_edit(const pgsnap_store *s, const char *id,
+		  int (*fn)(const pgsnap_store *, pgsnap_clone *, void *),
+		  void *arg, pgsnap_error *err);
+/* Every record, without the lock, in creation order; damaged ones only
+ * by name (bad). */
+typedef struct reg_scan {
+	pgsnap_clone *v;
+	size_t n;
+	char (*bad)[32];
+	size_t nbad;
+} reg_scan;
+int registry_scan(const pgsnap_store *s, reg_scan *out, pgsnap_error *err);
+void registry_scan_free(reg_scan *sc);
+/* The same as a plain array (free() it). */
+int registry_list(const pgsnap_store *s, pgsnap_clone **out, size_t *n,
+		  pgsnap_error *err);
+/* The record ref names (id, URL, JDBC URL, directory); -ENOENT. */
+int registry_find(const pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		  pgsnap_error *err);
+/* The index of servers of variant sig that new may hand out. */
+int registry_avail_add(const pgsnap_store *s, const char *sig, const char *id);
+void registry_avail_del(const pgsnap_store *s, const char *sig,
+			const char *id);
+/* Their records (stale entries dropped); *out malloc'ed. */
+int registry_avail(const pgsnap_store *s, const char *sig,
+		   pgsnap_clone **out, size_t *n);
+/* Temp files of writers that died; their number. */
+size_t registry_drop_stale_tmp(const pgsnap_store *s);
+/* Remove a damaged record file (name as registry_scan gave it). */
+int registry_drop_damaged(const pgsnap_store *s, const char *name);
+
+/* ---- proc.c: what /proc says about a clone's postgres ---------------- */
+
+/* Line n (1-based) of datadir/postmaster.pid; its pid (0: none). */
+int pidfile_line(const char *datadir, int n, char *buf, size_t len);
+pid_t pidfile_pid(const char *datadir);
+/* The live postmaster of this clone (the record's pid, or postmaster.pid's
+ * if that process runs in the data directory), with its start time. */
+pid_t find_server(const pgsnap_clone *c, unsigned long long *start);
+/* Remove the System V segment a killed server left (nobody attached). */
+void drop_stale_shm(const char *datadir);
 /* Client backends of a postmaster (its children that are not helpers),
  * of database db only when db is not NULL; sig != 0: signal each of them
  * (those of db, whose titles say so). */
 int server_clients(pid_t postmaster, const char *db, int sig);
-/* PGSNAP_TEST_PAUSE=point stops this process there (SIGSTOP), so that a
- * test can kill it at a known instant. */
-void test_pause(const char *point);
-
-/* ---- supervisor.c: enforces -w and --owner --------------------------- */
-
-bool supervisor_running(const pgsnap_store *s);
-/* Ask the supervisor to look now (SIGTERM): it leaves if nothing is left
- * to watch.  Waits up to wait_ms for it to be gone. */
-void supervisor_nudge(const pgsnap_store *s, int wait_ms);
-/* Start the store's supervisor unless one runs. */
-int supervisor_ensure(const pgsnap_store *s, pgsnap_error *err);
-/* The supervisor itself (pgsnap __supervise); returns when there is
- * nothing left to watch. */
-int supervisor_run(pgsnap_store *s, int lock_fd, pgsnap_error *err);
+/* Is pid stopped (SIGSTOP)? */
+bool proc_stopped(pid_t pid);
+/* When a client last left the clone's server (its log's mtime: servers
+ * log disconnections); 0 when unknown. */
+int64_t clone_idle_since_ms(const pgsnap_clone *c);
 
 /* ---- snapshot.c ------------------------------------------------------- */
 
@@ -302,11 +353,10 @@ typedef struct clone_job {
 	const char *dir;             /* the clone's directory */
 	char datadir[600];           /* out: where postgres runs */
 	/* out, overlay as an ordinary user: the mount exists only in the
-	 * server's own user+mount namespace, so the server starts through
-	 * this argv prefix (NULL-terminated; pgsnap __userns-overlay ...),
-	 * and its postmaster.pid shows up in ready_dir (the upper layer). */
-	const char *wrapper[8];
-	char wrap_buf[4][700];
+	 * server's own user+mount namespace (spawn_overlay), and its
+	 * postmaster.pid shows up in ready_dir (the upper layer). */
+	spawn_overlay overlay;
+	char ov_upper[700], ov_work[700];
 	const char *ready_dir;
 } clone_job;
 
@@ -340,17 +390,6 @@ int clone_choose_for(const pgsnap_store *s, pgsnap_method want,
 int clone_describe(const pgsnap_store *s, const char *snapdir, bool fresh,
 		   char *buf, size_t len);
 
-/* The pgsnap binary, to run pgsnap's hidden commands: /proc/self/exe when
- * we are pgsnap, else PGSNAP_EXE (supervisor.c).  0 or -ENOENT. */
-int pgsnap_exe_find(char *buf, size_t len);
-/* pgsnap __userns-overlay: enter a new user+mount namespace mapping only
- * the caller, mount the overlay there, then exec prog with argv; with
- * prog NULL (the probe) return 0 once mounted.  Returns -errno. */
-int overlay_userns_exec(const char *lower, const char *upper,
-			const char *work, const char *target,
-			const char *prog, char *const argv[],
-			pgsnap_error *err);
-
 /* ---- clone_trash.c: a removed clone is renamed into RUN/trash -------- */
 
 /* Delete everything in the trash now (gc calls it). */
@@ -371,68 +410,5 @@ int sql_set_password(PGconn *conn, const char *user, const char *password,
 /* ---- url.c ------------------------------------------------------------ */
 
 size_t url_encode(const char *in, char *out, size_t len);
-
-/* ---- pgsnap.c ----------------------------------------------------------- */
-
-/* pgsnap_new; pooled: a clone for the pool (state "pooled", never taken
- * from the pool itself). */
-int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
-	      pgsnap_clone *out, pgsnap_error *err);
-/* Remove clone id if it is still in the pool; -ENOENT when it is not. */
-int clone_rm_pooled(pgsnap_store *s, const char *id, pgsnap_error *err);
-
-/* ---- shared.c: --shared, a fresh database in a shared server ----------- */
-
-bool clone_is_lease(const pgsnap_clone *c);   /* one database of a server */
-bool clone_is_shared(const pgsnap_clone *c);  /* a server handing them out */
-/* Leases of server id among v[0..n-1]. */
-size_t shared_leases(const pgsnap_clone *v, size_t n, const char *id);
-/* Hand out the next database of a shared server of t->opts_sig (one in
- * use first, else a pooled one), as a lease with t's creator, owner and
- * limits, in one registry update.  1: *out is the lease; 0: none. */
-int shared_take(pgsnap_store *s, const pgsnap_clone *t, pgsnap_clone *out,
-		pgsnap_error *err);
-/* The lock of variant sig's server starts (run/pool/SIG.start), taken:
- * an fd to close, or -errno. */
-int shared_start_lock(const pgsnap_store *s, const char *sig);
-/* A server srv just started for t: record it as shared with t's lease of
- * its first database (*out), in one registry update. */
-int shared_commit(pgsnap_store *s, const pgsnap_clone *srv,
-		  const pgsnap_clone *t, pgsnap_clone *out, pgsnap_error *err);
-/* End lease id (its sessions are terminated).  When it was its server's
- * last and the server has no database left, the server is marked
- * "stopping" for us and its id is put in retire: the caller removes it. */
-int shared_end_lease(pgsnap_store *s, const char *id, char *retire,
-		     size_t len, pgsnap_error *err);
-/* For pool_warm: give the databases of shared server c the relcache init
- * file the session conn (on `postgres`) has just built. */
-struct pg_conn;
-void shared_warm(const pgsnap_store *s, struct pg_conn *conn,
-		 const pgsnap_clone *c);
-
-/* ---- pool.c: the warm pool ---------------------------------------------- */
-
-/* The variant of a clone: what makes its server differ from another's
- * (snapshot and which build of it, method, -t, -o, --now), as 16 hex. */
-void pool_sig(const pgsnap_new_opts *o, const char *snap, const char *snapdir,
-	      const char *method, char *sig, size_t len);
-/* Clones to keep warm for o; 0: no pool. */
-int pool_size(const pgsnap_new_opts *o);
-/* PGSNAP_POOL_TTL: seconds an unused pooled server (or a shared one with
- * databases left) lives. */
-long pool_ttl_s(void);
-/* Hand out the oldest live pooled clone of tmpl->opts_sig, giving it the
- * caller's fields of tmpl (creator, owner, limits, created_ms), in one
- * registry update.  1: *out is it; 0: the pool has none. */
-int pool_take(pgsnap_store *s, const pgsnap_clone *tmpl, pgsnap_clone *out,
-	      pgsnap_error *err);
-/* Ready a server for the pool before it is recorded as pooled. */
-void pool_warm(const pgsnap_store *s, const pgsnap_clone *c);
-/* Stop every keeper of the store and wait (bounded) until they are gone
- * with their pooled clones. */
-void pool_stop_keepers(pgsnap_store *s);
-/* Remove the pooled clones of snapshot snap and stop their keepers (the
- * snapshot is going away: they are nobody's clones). */
-void pool_forget_snapshot(pgsnap_store *s, const char *snap);
 
 #endif

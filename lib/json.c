@@ -187,7 +187,7 @@ int pgsnap_clone_conninfo(const pgsnap_clone *c, char *buf, size_t len)
 	return n;
 }
 
-void jb_clone(jbuf *b, const pgsnap_clone *c)
+void jb_clone_fields(jbuf *b, const pgsnap_clone *c)
 {
 	char url[2048], jdbc[2048], ci[2048], log[700];
 
@@ -195,7 +195,6 @@ void jb_clone(jbuf *b, const pgsnap_clone *c)
 	pgsnap_clone_jdbc_url(c, jdbc, sizeof(jdbc));
 	pgsnap_clone_conninfo(c, ci, sizeof(ci));
 	snprintf(log, sizeof(log), "%s/log", c->dir);
-	jb_raw(b, "{");
 	jb_field(b, "url", url);
 	jb_field(b, "conninfo", ci);
 	jb_field(b, "host", c->host[0] ? c->host : c->sockdir);
@@ -226,6 +225,12 @@ void jb_clone(jbuf *b, const pgsnap_clone *c)
 		jb_field_int(b, "owner", c->owner);
 	jb_field_int(b, "timeout", c->timeout_s);
 	jb_field_int(b, "created_ms", c->created_ms);
+}
+
+void jb_clone(jbuf *b, const pgsnap_clone *c)
+{
+	jb_raw(b, "{");
+	jb_clone_fields(b, c);
 	jb_raw(b, "}");
 }
 

@@ -21,8 +21,10 @@ void jb_str(jbuf *b, const char *s);
 void jb_key(jbuf *b, const char *key);
 void jb_field(jbuf *b, const char *key, const char *value); /* NULL: null */
 void jb_field_int(jbuf *b, const char *key, long long v);
-/* A clone as an object: the fields of docs/protocol.md, "A clone". */
+/* A clone as an object: the fields of docs/protocol.md, "A clone"; or
+ * only its fields, inside an object the caller opened. */
 void jb_clone(jbuf *b, const pgsnap_clone *c);
+void jb_clone_fields(jbuf *b, const pgsnap_clone *c);
 
 typedef enum json_type {
 	JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT

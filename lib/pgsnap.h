@@ -20,9 +20,9 @@
  * negative errno, and fills the caller's pgsnap_error (which may be NULL)
  * with a one-line message.  The library never prints and never exits.
  * Structures marked "public" may grow new fields at their end only.
- * Nothing here is thread-safe on one store: use a store per thread (stores
- * of the same directory coordinate through the registry's file lock, also
- * across processes).  Strings passed in are copied or only read during the
+ * A store handle may be shared by threads: it is read-only once open
+ * (stores of the same directory coordinate through the registry's file
+ * lock and the service, also across processes).  Strings passed in are copied or only read during the
  * call.  Sizes are in bytes, times in seconds unless named _ms.
  *
  * ABI: libpgsnap.so.0 exports exactly the PGSNAP_API functions, listed in
@@ -106,8 +106,13 @@ typedef struct pgsnap_new_opts {
 	int pool;
 	/* --shared: a fresh database in a shared server instead of a server
 	 * of its own; the number of databases each shared server holds
-	 * (see pgsnap_new), 1 to PGSNAP_SHARED_MAX.  0: off. */
+	 * (see pgsnap_new), 1 to PGSNAP_SHARED_MAX.  0: PGSNAP_SHARED (off
+	 * when unset); -1: off. */
 	int shared;
+	/* The test runner's worker, shown by ls (pgsnap_rm_worker ends its
+	 * clones); NULL: PGSNAP_WORKER or the runner's own variables
+	 * (PYTEST_XDIST_WORKER, JEST_WORKER_ID, ... see pgsnap(1)). */
+	const char *worker;
 } pgsnap_new_opts;
 
 /* A clone as the registry knows it (public). */
@@ -163,24 +168,27 @@ PGSNAP_API int pgsnap_new(pgsnap_store *store, const pgsnap_new_opts *opts,
 PGSNAP_API int pgsnap_new_n(pgsnap_store *store, const pgsnap_new_opts *opts,
 		 size_t n, pgsnap_clone *out, pgsnap_error *err);
 
-/* The warm pool.  pgsnap_new hands out a pooled clone of the same variant
- * (snapshot, method, -t, -o, --now) when there is one: a registry update,
- * nothing else.  After a pgsnap_new, pgsnap_pool_kick makes sure a keeper
- * runs for c's variant: a detached process, `exe __pool ... -- args`, that
- * keeps opts->pool clones started and ready (state "pooled", hidden from
- * ls) and removes them after PGSNAP_POOL_TTL seconds (default 300) without
- * a handout.  exe must be the pgsnap program; args are the options of the
- * `new` call (the keeper parses them to make the same variant).  The keeper
- * is a child of the caller until the caller exits.  0 when a keeper runs
- * or none is wanted. */
-PGSNAP_API int pgsnap_pool_kick(pgsnap_store *store, const pgsnap_new_opts *opts,
-		     const pgsnap_clone *c, const char *exe,
-		     char *const args[], pgsnap_error *err);
-/* The keeper itself (`pgsnap __pool`): holds lock_fd (the variant's lock,
- * taken by pgsnap_pool_kick) and returns when its pool expired or on
- * SIGTERM/SIGINT (rm --all), having removed its pooled clones. */
-PGSNAP_API int pgsnap_pool_keep(pgsnap_store *store, const pgsnap_new_opts *opts,
-		     const char *sig, int lock_fd, pgsnap_error *err);
+/* The service.  Each store has one long-lived process that hands out
+ * clones over a Unix socket (docs/protocol.md), ends them when their time
+ * is up or their owner died, and keeps the warm pool: pgsnap_new hands out
+ * a pooled server of the same variant (snapshot, method, -t, -o, --now,
+ * --shared) when there is one, and the service starts another in the
+ * background (opts->pool of them, default PGSNAP_POOL or 2, for
+ * PGSNAP_POOL_TTL seconds, 300, after the last handout).  pgsnap_new and
+ * pgsnap_rm talk to it when it runs and start it when a clone needs it;
+ * nothing needs to be done by hand.  It runs in a child process of the
+ * first caller that needed it, and leaves when nothing is left to do.
+ *
+ * pgsnap_service_start starts it unless it runs and returns once it
+ * answers; sock (may be NULL) receives the path of its socket.
+ * pgsnap_service_stop asks it to leave (its pooled servers go with it; the
+ * clones stay, and any later call starts it again). */
+PGSNAP_API int pgsnap_service_start(pgsnap_store *store, char *sock, size_t len,
+				    pgsnap_error *err);
+PGSNAP_API int pgsnap_service_stop(pgsnap_store *store, pgsnap_error *err);
+/* 1 when the service runs, else 0; sock (may be NULL) receives the path
+ * its socket has or would have. */
+PGSNAP_API int pgsnap_service_status(pgsnap_store *store, char *sock, size_t len);
 
 /* URL forms of a clone, NUL-terminated in buf.  Return the length of the
  * whole URL, as snprintf() does: a result >= len means buf was too small
@@ -208,9 +216,12 @@ PGSNAP_API int pgsnap_list(pgsnap_store *store, pgsnap_clone **out, size_t *n,
  * when no clone of this store matches. */
 PGSNAP_API int pgsnap_rm(pgsnap_store *store, const char *ref, pgsnap_error *err);
 
-/* Remove every clone of this store; *removed counts them.  Goes on past a
- * failure and returns the first one. */
+/* Remove every clone of this store (and its warm pool); *removed counts
+ * them.  Goes on past a failure and returns the first one. */
 PGSNAP_API int pgsnap_rm_all(pgsnap_store *store, size_t *removed, pgsnap_error *err);
+/* The same for the clones of one worker (pgsnap_new_opts.worker). */
+PGSNAP_API int pgsnap_rm_worker(pgsnap_store *store, const char *worker,
+				size_t *removed, pgsnap_error *err);
 
 /* Options of pgsnap_gc(). */
 typedef struct pgsnap_gc_opts {

@@ -116,3 +116,11 @@ ConnStatusType PQstatus(const PGconn *conn)
 {
 	return pq_ready() && pq.PQstatus ? pq.PQstatus(conn) : CONNECTION_BAD;
 }
+
+void pgsnap_pqfinishp(void *p)
+{
+	PGconn *c = *(PGconn **)p;
+
+	if (c)
+		PQfinish(c);
+}

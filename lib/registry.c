@@ -1,506 +1,88 @@
 /*
- * registry.c - the record of every clone of a store.
+ * registry.c - the records of a store's clones, a file each.
  *
- * One text file, "run/registry": a header line, then one line per clone
- * of tab-separated key=value fields (values %-escaped), so that fields can
- * be added without breaking old readers.  Every change happens under an
- * flock on "run/registry.lock" and is written to a temp file, fsynced and
- * renamed: a crash leaves the old or the new file, never a torn one.
+ * RUN/records/ID holds clone ID's record (record.c: a header line and one
+ * line of fields).  A record is written to a temp file and renamed over
+ * the old one, so a reader sees the old or the new record, never a torn
+ * one, and reads need no lock.  Writes are not fsynced: a record describes
+ * processes of this boot, and after a reboot (another boot id) gc removes
+ * it whatever it says.
+ *
+ * RUN/registry.lock is held around every read-modify-write of records and
+ * for nothing longer: an update reads and writes a few small files, so its
+ * cost does not grow with the number of clones.  What would need a scan
+ * under the lock has an index instead: RUN/avail/SIG/ID (an empty file)
+ * for each server of variant SIG that new may hand out (pooled, or shared
+ * with databases left).  An index entry is only a hint, checked against
+ * the record under the lock; a stale one is dropped there.
+ *
+ * A damaged record (a bad byte, a file cut short by a full disk) costs its
+ * clone only: readers skip it, gc reports and removes it, and the clone's
+ * directory is then judged like one with no record (a server still running
+ * there is recorded again).
  */
 #include "internal.h"
 
+#include <dirent.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 
-#define HEADER "pgsnap-registry 1\n"
-#define MAX_REGISTRY (64u << 20)
+#define RECORD_MAX (64u << 10)
+#define OLD_REGISTRY_MAX (64u << 20)
 
-enum ftype { F_STR, F_INT, F_PID, F_ULL, F_I64, F_LONG };
-
-static const struct field {
-	const char *key;
-	enum ftype type;
-	size_t off, size;
-	size_t klen;
-} fields[] = {
-#define S(k) { #k, F_STR, offsetof(pgsnap_clone, k), sizeof(((pgsnap_clone *)0)->k), sizeof(#k) - 1 }
-#define N(k, t) { #k, t, offsetof(pgsnap_clone, k), 0, sizeof(#k) - 1 }
-	S(id), S(snapshot), S(method), S(state), S(user), S(dbname),
-	S(password), S(os_user), S(dir), S(datadir), S(sockdir), S(host),
-	N(port, F_INT), N(pid, F_PID), N(pid_start, F_ULL), N(owner, F_PID),
-	N(owner_start, F_ULL), N(creator, F_PID), N(creator_start, F_ULL),
-	N(created_ms, F_I64), N(timeout_s, F_LONG),
-	N(keep, F_INT), S(boot_id), S(opts_sig),
-	S(parent), N(dbs, F_INT), N(dbs_used, F_INT), N(used_ms, F_I64),
-	S(worker),
-#undef S
-#undef N
-};
-_Static_assert(ARRAY_SIZE(fields) <= 64, "parse_line tracks fields in a uint64_t");
-
-static int hexval(char c)
+static int rec_path(const pgsnap_store *s, const char *id, char *buf,
+		    size_t len)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int unescape(const char *in, size_t len, char *out, size_t outlen)
-{
-	size_t o = 0, i;
-
-	for (i = 0; i < len; i++) {
-		char c = in[i];
-		if (c == '%') {
-			int hi, lo;
-			if (len < i + 3)
-				return -EINVAL;
-			hi = hexval(in[i + 1]);
-			lo = hexval(in[i + 2]);
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return -EINVAL;
-			c = (char)(hi * 16 + lo);
-			i += 2;
-		}
-		if (o + 1 >= outlen)
-			return -ENAMETOOLONG;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
-static int set_field(pgsnap_clone *c, const struct field *f, const char *v,
-		     size_t len)
-{
-	char *dst = (char *)c + f->off;
-	char num[32];
-	long l;
-	int r;
-
-	if (f->type == F_STR)
-		return unescape(v, len, dst, f->size);
-	if (len == 0 || len >= sizeof(num))
+	if (!name_valid(id, sizeof(((pgsnap_clone *)0)->id) - 1))
 		return -EINVAL;
-	memcpy(num, v, len);
-	num[len] = '\0';
-	switch (f->type) {
-	case F_INT:
-		r = parse_long(num, -1, 1 << 30, &l);
-		if (!r)
-			*(int *)dst = (int)l;
-		return r;
-	case F_PID:
-		r = parse_long(num, 0, 1 << 30, &l);
-		if (!r)
-			*(pid_t *)dst = (pid_t)l;
-		return r;
-	case F_LONG:
-		return parse_long(num, -1, 1L << 40, (long *)dst);
-	case F_ULL:
-	case F_I64: {
-		char *end;
-		unsigned long long u;
-		if (num[0] < '0' || num[0] > '9')
-			return -EINVAL;
-		errno = 0;
-		u = strtoull(num, &end, 10);
-		if (errno || *end || u > (1ULL << 62))
-			return -EINVAL;
-		if (f->type == F_ULL)
-			*(unsigned long long *)dst = u;
-		else
-			*(int64_t *)dst = (int64_t)u;
-		return 0;
-	}
-	default:
-		return -EINVAL;
-	}
+	return snprintf(buf, len, "%s/records/%s", s->run, id) >= (int)len ?
+		-ENAMETOOLONG : 0;
 }
 
-static int parse_line(const char *p, size_t len, pgsnap_clone *c)
+/* ---- the lock ------------------------------------------------------------ */
+
+int registry_lock(const pgsnap_store *s, reg_lock *l, pgsnap_error *err)
 {
-	const char *end = p + len;
-	uint64_t seen = 0;
-	size_t hint = 0, k;
-
-	memset(c, 0, sizeof(*c));
-	/* We never write a NUL byte: one here is damage, not data. */
-	if (memchr(p, '\0', len))
-		return -EINVAL;
-	while (p < end) {
-		const char *tab = memchr(p, '\t', (size_t)(end - p));
-		const char *eq;
-		size_t flen = (size_t)((tab ? tab : end) - p), i;
-
-		eq = memchr(p, '=', flen);
-		if (!eq)
-			return -EINVAL;
-		/* Lines list the fields in table order: start looking after
-		 * the last one found (the lock is held while we parse). */
-		for (k = 0; k < ARRAY_SIZE(fields); k++) {
-			i = (hint + k) % ARRAY_SIZE(fields);
-			if (fields[i].klen == (size_t)(eq - p) &&
-			    !memcmp(fields[i].key, p, (size_t)(eq - p))) {
-				hint = i + 1;
-				int r;
-				/* A key twice: which one is true?  Refuse. */
-				if (seen & (1ULL << i))
-					return -EINVAL;
-				seen |= 1ULL << i;
-				r = set_field(c, &fields[i], eq + 1,
-					      (size_t)(p + flen - eq - 1));
-				if (r < 0)
-					return r;
-				break;
-			}
-		}
-		p += flen + (tab ? 1 : 0);
-	}
-	return name_valid(c->id, sizeof(c->id) - 1) ? 0 : -EINVAL;
-}
-
-/* Version 1 is the only one; a higher number is a newer pgsnap's. */
-static int check_header(const char *text, size_t len, pgsnap_error *err)
-{
-	static const char magic[] = "pgsnap-registry ";
-
-	if (len >= strlen(HEADER) && !memcmp(text, HEADER, strlen(HEADER)))
-		return 0;
-	if (len > strlen(magic) && !memcmp(text, magic, strlen(magic)) &&
-	    text[strlen(magic)] >= '2' && text[strlen(magic)] <= '9')
-		return pgsnap_err(err, EPROTO, "written by a newer pgsnap "
-				  "(format %c)", text[strlen(magic)]);
-	return pgsnap_err(err, EINVAL, "not a pgsnap registry (bad header)");
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-	return strcmp((*(const pgsnap_clone *const *)a)->id,
-		      (*(const pgsnap_clone *const *)b)->id);
-}
-
-/* The index of a record whose id another one has too, or -1. */
-static int find_duplicate(const pgsnap_clone *v, size_t n)
-{
-	const pgsnap_clone **p;
-	size_t i;
-	int r = -1;
-
-	if (n < 2)
-		return -1;
-	p = malloc(n * sizeof(*p));
-	if (!p) {
-		/* No memory for the fast way: the slow one. */
-		for (i = 1; i < n && r < 0; i++) {
-			size_t j;
-			for (j = 0; j < i; j++)
-				if (!strcmp(v[i].id, v[j].id))
-					r = (int)i;
-		}
-		return r;
-	}
-	for (i = 0; i < n; i++)
-		p[i] = &v[i];
-	qsort(p, n, sizeof(*p), cmp_id);
-	for (i = 1; i < n && r < 0; i++)
-		if (!strcmp(p[i]->id, p[i - 1]->id))
-			r = (int)(p[i] - v);
-	free(p);
-	return r;
-}
-
-/* Parse; with salvage, skip what does not parse (counted in *dropped)
- * instead of failing: that is how --repair keeps the good records. */
-static int parse_text(const char *text, size_t len, bool salvage,
-		      pgsnap_clone **recs, size_t *n, size_t *dropped,
-		      pgsnap_error *err)
-{
-	const char *p = text, *end = text + len;
-	pgsnap_clone *v = NULL;
-	size_t cnt = 0, cap = 0, lineno = 1, bad = 0;
-	int r;
-
-	*recs = NULL;
-	*n = 0;
-	r = check_header(text, len, err);
-	if (r < 0 && !salvage)
-		return r;
-	if (r < 0) {
-		/* Foreign or newer: nothing in it can be trusted. */
-		if (dropped)
-			*dropped = 1;
-		return 0;
-	}
-	p += strlen(HEADER);
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t i;
-		lineno++;
-		if (!nl) {
-			if (salvage) {
-				bad++;
-				break;
-			}
-			free(v);
-			return pgsnap_err(err, EINVAL,
-				"line %zu is not terminated", lineno);
-		}
-		if (nl == p) {
-			p++;
-			continue;
-		}
-		if (cnt == cap) {
-			pgsnap_clone *nv;
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				return pgsnap_err(err, ENOMEM, "out of memory");
-			}
-			v = nv;
-		}
-		r = parse_line(p, (size_t)(nl - p), &v[cnt]);
-		/* Two records with one id would hand out one clone twice.
-		 * (The common case is checked once, below, in n log n.) */
-		for (i = 0; salvage && r == 0 && i < cnt; i++)
-			if (!strcmp(v[i].id, v[cnt].id))
-				r = -EEXIST;
-		p = nl + 1;
-		if (r < 0) {
-			if (salvage) {
-				bad++;
-				continue;
-			}
-			free(v);
-			return pgsnap_err(err, EINVAL, "line %zu is %s", lineno,
-					  r == -EEXIST ? "a duplicate" :
-					  "malformed");
-		}
-		cnt++;
-	}
-	if (!salvage && (r = find_duplicate(v, cnt)) >= 0) {
-		pgsnap_err(err, EINVAL, "record %d is a duplicate (id %s)",
-			   r + 1, v[r].id);
-		free(v);
-		return -EINVAL;
-	}
-	*recs = v;
-	*n = cnt;
-	if (dropped)
-		*dropped = bad;
-	return 0;
-}
-
-int registry_parse(const char *text, size_t len, pgsnap_clone **recs,
-		   size_t *n, pgsnap_error *err)
-{
-	return parse_text(text, len, false, recs, n, NULL, err);
-}
-
-static void put_escaped(char **o, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c == '%' || c == 0x7f)
-			*o += sprintf(*o, "%%%02x", c);
-		else
-			*(*o)++ = (char)c;
-	}
-}
-
-/* Decimal without printf: format runs under the lock, once per field. */
-static void put_u64(char **o, unsigned long long v)
-{
-	char tmp[24];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*(*o)++ = tmp[--n];
-}
-
-static void put_i64(char **o, long long v)
-{
-	if (v < 0) {
-		*(*o)++ = '-';
-		put_u64(o, 0ULL - (unsigned long long)v);
-	} else {
-		put_u64(o, (unsigned long long)v);
-	}
-}
-
-char *registry_format(const pgsnap_clone *recs, size_t n, size_t *len)
-{
-	size_t cap = strlen(HEADER) + 1, i, j;
-	char *buf, *o;
-
-	for (i = 0; i < n; i++)
-		cap += 3 * sizeof(pgsnap_clone) + 64 * ARRAY_SIZE(fields);
-	buf = malloc(cap);
-	if (!buf)
-		return NULL;
-	memcpy(buf, HEADER, strlen(HEADER));
-	o = buf + strlen(HEADER);
-	for (i = 0; i < n; i++) {
-		const char *c = (const char *)&recs[i];
-		for (j = 0; j < ARRAY_SIZE(fields); j++) {
-			const struct field *f = &fields[j];
-			const void *v = c + f->off;
-			if (j)
-				*o++ = '\t';
-			memcpy(o, f->key, f->klen);
-			o += f->klen;
-			*o++ = '=';
-			switch (f->type) {
-			case F_STR:
-				put_escaped(&o, v);
-				break;
-			case F_INT:
-				put_i64(&o, *(const int *)v);
-				break;
-			case F_PID:
-				put_i64(&o, *(const pid_t *)v);
-				break;
-			case F_LONG:
-				put_i64(&o, *(const long *)v);
-				break;
-			case F_ULL:
-				put_u64(&o, *(const unsigned long long *)v);
-				break;
-			case F_I64:
-				put_i64(&o, (long long)*(const int64_t *)v);
-				break;
-			}
-		}
-		*o++ = '\n';
-	}
-	*o = '\0';
-	*len = (size_t)(o - buf);
-	return buf;
-}
-
-static int registry_paths(const pgsnap_store *s, registry *r, char *lock,
-			  size_t len, pgsnap_error *err)
-{
-	memset(r, 0, sizeof(*r));
-	r->lock_fd = -1;
-	if (path_join(lock, len, s->run, "registry.lock") < 0 ||
-	    path_join(r->path, sizeof(r->path), s->run, "registry") < 0)
-		return pgsnap_err(err, ENAMETOOLONG, "store path too long");
-	return 0;
-}
-
-static int lock_and_load(const pgsnap_store *s, registry *r, bool salvage,
-			 size_t *dropped, pgsnap_error *err)
-{
-	char lock[600];
-	cleanup_free char *text = NULL;
-	size_t len;
+	char path[600];
 	int64_t t0;
-	int rc;
 
-	if ((rc = registry_paths(s, r, lock, sizeof(lock), err)) < 0)
-		return rc;
-	r->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (r->lock_fd < 0)
-		return pgsnap_errno(err, errno, "cannot open lock file %s", lock);
+	l->fd = -1;
+	l->locked_us = 0;
+	if (path_join(path, sizeof(path), s->run, "registry.lock") < 0)
+		return pgsnap_err(err, ENAMETOOLONG, "store path too long");
+	l->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (l->fd < 0)
+		return pgsnap_errno(err, errno, "cannot open lock file %s", path);
 	t0 = mono_us();
-	while (flock(r->lock_fd, LOCK_EX) < 0) {
+	while (flock(l->fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
-			rc = pgsnap_errno(err, errno, "cannot lock %s", lock);
-			registry_unlock(r);
-			return rc;
+			int r = pgsnap_errno(err, errno, "cannot lock %s", path);
+			close(l->fd);
+			l->fd = -1;
+			return r;
 		}
 	}
-	r->locked_us = mono_us();
-	r->wait_us = r->locked_us - t0;
-	rc = read_file(r->path, MAX_REGISTRY, &text, &len);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0 && !(salvage && rc == -EFBIG)) {
-		pgsnap_errno(err, rc, "cannot read registry %s", r->path);
-		registry_unlock(r);
-		return rc;
-	}
-	if (rc < 0) {
-		*dropped = 1;
-		return 0;
-	}
-	rc = parse_text(text, len, salvage, &r->recs, &r->n, dropped, err);
-	if (rc < 0) {
-		pgsnap_err_wrap(err, rc, "registry %s is %s (run 'pgsnap gc "
-				"--repair' to rebuild it from the clones on "
-				"disk)", r->path, rc == -EPROTO ?
-				"not readable by this pgsnap" : "corrupt");
-		registry_unlock(r);
-		return rc;
-	}
-	r->cap = r->n;
-	return 0;
-}
-
-int registry_lock(const pgsnap_store *s, registry *r, pgsnap_error *err)
-{
-	return lock_and_load(s, r, false, NULL, err);
-}
-
-int registry_lock_salvage(const pgsnap_store *s, registry *r, size_t *dropped,
-			  pgsnap_error *err)
-{
-	*dropped = 0;
-	return lock_and_load(s, r, true, dropped, err);
-}
-
-int registry_read(const pgsnap_store *s, pgsnap_clone **recs, size_t *n,
-		  pgsnap_error *err)
-{
-	registry r;
-	char lock[600];
-	cleanup_free char *text = NULL;
-	size_t len;
-	int rc;
-
-	*recs = NULL;
-	*n = 0;
-	if ((rc = registry_paths(s, &r, lock, sizeof(lock), err)) < 0)
-		return rc;
-	rc = read_file(r.path, MAX_REGISTRY, &text, &len);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0)
-		return pgsnap_errno(err, rc, "cannot read registry %s", r.path);
-	rc = registry_parse(text, len, recs, n, err);
-	if (rc < 0)
-		return pgsnap_err_wrap(err, rc, "registry %s is corrupt (run "
-				       "'pgsnap gc --repair' to rebuild it)",
-				       r.path);
+	l->locked_us = mono_us();
+	l->wait_us = l->locked_us - t0;
+	l->trace = s->cfg.lock_trace;
 	return 0;
 }
 
 /* PGSNAP_LOCK_TRACE=FILE appends "wait_us hold_us" for every lock taken:
  * how the benchmark measures what the lock costs each caller. */
-static void trace_hold(const registry *r)
+static void trace_hold(const reg_lock *l)
 {
-	const char *path = getenv("PGSNAP_LOCK_TRACE");
 	char line[64];
 	int fd, n;
 
-	if (!path || !*path || !r->locked_us)
+	if (!l->trace || !*l->trace || !l->locked_us)
 		return;
-	n = snprintf(line, sizeof(line), "%lld %lld\n", (long long)r->wait_us,
-		     (long long)(mono_us() - r->locked_us));
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	n = snprintf(line, sizeof(line), "%lld %lld\n", (long long)l->wait_us,
+		     (long long)(mono_us() - l->locked_us));
+	fd = open(l->trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
 	if (write(fd, line, (size_t)n) < 0) {
@@ -509,82 +91,397 @@ static void trace_hold(const registry *r)
 	close(fd);
 }
 
-void registry_unlock(registry *r)
+void registry_unlock(reg_lock *l)
 {
-	if (r->lock_fd >= 0) {
-		trace_hold(r);
-		close(r->lock_fd); /* closing drops the flock */
+	if (l->fd >= 0) {
+		trace_hold(l);
+		close(l->fd); /* closing drops the flock */
 	}
-	r->lock_fd = -1;
-	r->locked_us = 0;
-	free(r->recs);
-	r->recs = NULL;
-	r->n = r->cap = 0;
+	l->fd = -1;
+	l->locked_us = 0;
 }
 
-int registry_save(registry *r, pgsnap_error *err)
+void registry_unlockp(reg_lock *l)
 {
-	size_t len;
-	cleanup_free char *text = registry_format(r->recs, r->n, &len);
-	int rc;
+	registry_unlock(l);
+}
 
+/* ---- one record ---------------------------------------------------------- */
+
+static int parse_record(const char *text, size_t len, pgsnap_clone *out,
+			pgsnap_error *err)
+{
+	pgsnap_clone *v = NULL;
+	size_t n = 0;
+	int r = records_parse(text, len, &v, &n, err);
+
+	if (r == 0 && n != 1)
+		r = pgsnap_err(err, EINVAL, "%zu records in one file", n);
+	if (r == 0)
+		*out = v[0];
+	free(v);
+	return r;
+}
+
+int registry_get(const pgsnap_store *s, const char *id, pgsnap_clone *out,
+		 pgsnap_error *err)
+{
+	char path[700];
+	cleanup_free char *text = NULL;
+	size_t len;
+	int r;
+
+	if ((r = rec_path(s, id, path, sizeof(path))) < 0)
+		return pgsnap_err(err, ENOENT, "no clone '%s' in this store", id);
+	r = read_file(path, RECORD_MAX, &text, &len);
+	if (r == -ENOENT)
+		return pgsnap_err(err, ENOENT, "no clone '%s' in this store", id);
+	if (r < 0)
+		return pgsnap_errno(err, r, "cannot read record %s", path);
+	r = parse_record(text, len, out, err);
+	if (r == 0 && strcmp(out->id, id))
+		r = pgsnap_err(err, EINVAL, "it names clone %s", out->id);
+	if (r < 0)
+		return pgsnap_err_wrap(err, -EBADMSG, "record %s is damaged "
+				       "('pgsnap gc' removes it)", path);
+	return 0;
+}
+
+/* Write path atomically with flags for the final name: 0 (replace) or
+ * RENAME_NOREPLACE (a new record: -EEXIST when the id is taken). */
+static int write_record(const pgsnap_store *s, const pgsnap_clone *c,
+			unsigned flags, pgsnap_error *err)
+{
+	char path[700], tmp[800], rnd[9];
+	cleanup_free char *text = NULL;
+	cleanup_close int fd = -1;
+	size_t len;
+	int r;
+
+	if ((r = rec_path(s, c->id, path, sizeof(path))) < 0)
+		return pgsnap_err(err, r, "bad clone id '%s'", c->id);
+	text = records_format(c, 1, &len);
 	if (!text)
 		return pgsnap_err(err, ENOMEM, "out of memory");
-	rc = write_file_atomic(r->path, text, len, 0600);
-	if (rc < 0)
-		return pgsnap_errno(err, rc, "cannot write registry %s",
-				    r->path);
-	return 0;
-}
-
-pgsnap_clone *registry_find(registry *r, const char *id)
-{
-	size_t i;
-	for (i = 0; i < r->n; i++)
-		if (!strcmp(r->recs[i].id, id))
-			return &r->recs[i];
-	return NULL;
-}
-
-int registry_append(registry *r, const pgsnap_clone *c)
-{
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 16;
-		pgsnap_clone *v = realloc(r->recs, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		r->recs = v;
-		r->cap = cap;
+	random_hex(rnd, 8);
+	snprintf(tmp, sizeof(tmp), "%s/records/.tmp-%s-%s", s->run, c->id, rnd);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0)
+		return pgsnap_errno(err, errno, "cannot write %s", tmp);
+	r = write_all(fd, text, len);
+	if (r == 0 && close(steal_fd(&fd)) < 0)
+		r = -errno;
+	if (r == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, flags) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		if (r == -EEXIST)
+			return r;
+		return pgsnap_errno(err, r, "cannot write record %s", path);
 	}
-	r->recs[r->n++] = *c;
 	return 0;
 }
 
-void registry_delete(registry *r, pgsnap_clone *c)
+int registry_put(const pgsnap_store *s, const pgsnap_clone *c,
+		 pgsnap_error *err)
 {
-	size_t i = (size_t)(c - r->recs);
-	if (i >= r->n)
-		return;
-	memmove(&r->recs[i], &r->recs[i + 1], (r->n - i - 1) * sizeof(*c));
-	r->n--;
+	return write_record(s, c, 0, err);
 }
 
-int registry_edit(pgsnap_store *s, const char *id,
-		  int (*fn)(registry *, pgsnap_clone *, void *), void *arg,
+int registry_add(const pgsnap_store *s, const pgsnap_clone *c,
+		 pgsnap_error *err)
+{
+	return write_record(s, c, RENAME_NOREPLACE, err);
+}
+
+int registry_del(const pgsnap_store *s, const char *id)
+{
+	char path[700];
+
+	if (rec_path(s, id, path, sizeof(path)) < 0)
+		return -EINVAL;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int registry_edit(const pgsnap_store *s, const char *id,
+		  int (*fn)(const pgsnap_store *, pgsnap_clone *, void *),
+		  void *arg, pgsnap_error *err)
+{
+	cleanup_registry reg_lock l = REG_LOCK_INIT;
+	pgsnap_clone c;
+	int r;
+
+	if ((r = registry_lock(s, &l, err)) < 0)
+		return r;
+	r = registry_get(s, id, &c, NULL);
+	if (r < 0 && r != -ENOENT)
+		return pgsnap_err(err, r, "record %s is damaged ('pgsnap gc' "
+				  "removes it)", id);
+	r = fn(s, r == 0 ? &c : NULL, arg);
+	if (r == REG_PUT)
+		r = registry_put(s, &c, err);
+	else if (r == REG_DEL)
+		r = registry_del(s, id);
+	else if (r < 0 && err && !err->msg[0])
+		pgsnap_err(err, r, "registry update of %s failed", id);
+	return r < 0 ? r : 0;
+}
+
+/* ---- every record -------------------------------------------------------- */
+
+static int by_creation(const void *a, const void *b)
+{
+	const pgsnap_clone *x = a, *y = b;
+
+	if (x->created_ms != y->created_ms)
+		return x->created_ms < y->created_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+int registry_scan(const pgsnap_store *s, reg_scan *out, pgsnap_error *err)
+{
+	char dir[600];
+	struct dirent *e;
+	cleanup_dir DIR *d = NULL;
+	size_t cap = 0;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(dir, sizeof(dir), "%s/records", s->run);
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 :
+			pgsnap_errno(err, errno, "cannot read %s", dir);
+	while ((e = readdir(d))) {
+		cleanup_free char *text = NULL;
+		cleanup_close int fd = -1;
+		pgsnap_clone c;
+		size_t len;
+
+		if (e->d_name[0] == '.')
+			continue;
+		fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue; /* removed since readdir */
+		if (read_fd(fd, RECORD_MAX, &text, &len) < 0 ||
+		    parse_record(text, len, &c, NULL) < 0 ||
+		    strcmp(c.id, e->d_name)) {
+			char (*b)[32] = realloc(out->bad, (out->nbad + 1) *
+						sizeof(*out->bad));
+			if (!b)
+				goto oom;
+			out->bad = b;
+			snprintf(out->bad[out->nbad++], 32, "%.31s", e->d_name);
+			continue;
+		}
+		if (out->n == cap) {
+			pgsnap_clone *v;
+			cap = cap ? cap * 2 : 16;
+			v = realloc(out->v, cap * sizeof(*v));
+			if (!v)
+				goto oom;
+			out->v = v;
+		}
+		out->v[out->n++] = c;
+	}
+	if (out->n)
+		qsort(out->v, out->n, sizeof(*out->v), by_creation);
+	return 0;
+oom:
+	registry_scan_free(out);
+	return pgsnap_err(err, ENOMEM, "out of memory");
+}
+
+void registry_scan_free(reg_scan *sc)
+{
+	free(sc->v);
+	free(sc->bad);
+	memset(sc, 0, sizeof(*sc));
+}
+
+int registry_list(const pgsnap_store *s, pgsnap_clone **out, size_t *n,
 		  pgsnap_error *err)
 {
-	registry reg;
-	pgsnap_clone *c;
-	int r = registry_lock(s, &reg, err);
+	reg_scan sc;
+	int r = registry_scan(s, &sc, err);
 
+	*out = NULL;
+	*n = 0;
 	if (r < 0)
 		return r;
-	c = registry_find(&reg, id);
-	r = fn(&reg, c, arg);
-	if (r < 0)
-		pgsnap_err(err, r, "registry update failed");
-	else
-		r = registry_save(&reg, err);
-	registry_unlock(&reg);
+	*out = steal_ptr(&sc.v);
+	*n = sc.n;
+	registry_scan_free(&sc);
+	return 0;
+}
+
+int registry_find(const pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		  pgsnap_error *err)
+{
+	reg_scan sc;
+	size_t i;
+	int r;
+
+	/* An id is one file; anything else (URL, directory) a scan. */
+	if (name_valid(ref, sizeof(out->id) - 1) &&
+	    registry_get(s, ref, out, NULL) == 0)
+		return 0;
+	if ((r = registry_scan(s, &sc, err)) < 0)
+		return r;
+	r = pgsnap_err(err, ENOENT, "no clone '%s' in this store (see "
+		       "'pgsnap ls')", ref);
+	for (i = 0; i < sc.n; i++) {
+		if (clone_matches(&sc.v[i], ref)) {
+			*out = sc.v[i];
+			r = 0;
+			break;
+		}
+	}
+	registry_scan_free(&sc);
 	return r;
+}
+
+/* ---- the index of servers to hand out ------------------------------------ */
+
+static int avail_path(const pgsnap_store *s, const char *sig, const char *id,
+		      char *buf, size_t len)
+{
+	if (!name_valid(sig, 63) || (id && !name_valid(id, 31)))
+		return -EINVAL;
+	return snprintf(buf, len, "%s/avail/%s%s%s", s->run, sig,
+			id ? "/" : "", id ? id : "") >= (int)len ?
+		-ENAMETOOLONG : 0;
+}
+
+int registry_avail_add(const pgsnap_store *s, const char *sig, const char *id)
+{
+	char path[800];
+	int fd;
+
+	if (avail_path(s, sig, NULL, path, sizeof(path)) < 0)
+		return -EINVAL;
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	avail_path(s, sig, id, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+void registry_avail_del(const pgsnap_store *s, const char *sig, const char *id)
+{
+	char path[800];
+
+	if (avail_path(s, sig, id, path, sizeof(path)) == 0)
+		unlink(path);
+}
+
+int registry_avail(const pgsnap_store *s, const char *sig,
+		   pgsnap_clone **out, size_t *n)
+{
+	char dir[800];
+	cleanup_dir DIR *d = NULL;
+	struct dirent *e;
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (avail_path(s, sig, NULL, dir, sizeof(dir)) < 0 ||
+	    !(d = opendir(dir)))
+		return 0;
+	while ((e = readdir(d))) {
+		pgsnap_clone c;
+		if (e->d_name[0] == '.')
+			continue;
+		/* A hint whose record is gone or changed: drop it. */
+		if (registry_get(s, e->d_name, &c, NULL) < 0 ||
+		    strcmp(c.opts_sig, sig)) {
+			unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		if (*n == cap) {
+			pgsnap_clone *v;
+			cap = cap ? cap * 2 : 8;
+			v = realloc(*out, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			*out = v;
+		}
+		(*out)[(*n)++] = c;
+	}
+	return 0;
+}
+
+/* ---- upkeep ---------------------------------------------------------------- */
+
+int registry_init(const pgsnap_store *s, pgsnap_error *err)
+{
+	char path[600], old[600], moved[700];
+	cleanup_free char *text = NULL;
+	cleanup_free pgsnap_clone *v = NULL;
+	size_t len, n = 0, dropped = 0, i;
+	reg_lock l;
+	int r;
+
+	if (path_join(path, sizeof(path), s->run, "records") < 0 ||
+	    path_join(old, sizeof(old), s->run, "registry") < 0)
+		return pgsnap_err(err, ENAMETOOLONG, "store path too long");
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return pgsnap_errno(err, errno, "cannot create %s", path);
+	snprintf(path, sizeof(path), "%s/avail", s->run);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return pgsnap_errno(err, errno, "cannot create %s", path);
+	if (access(old, F_OK) < 0)
+		return 0;
+	/* The single registry file of pgsnap 0.1: a record file per clone
+	 * now, once, under the lock. */
+	if ((r = registry_lock(s, &l, err)) < 0)
+		return r;
+	if (read_file(old, OLD_REGISTRY_MAX, &text, &len) == 0 &&
+	    records_salvage(text, len, &v, &n, &dropped) == 0) {
+		for (i = 0; i < n; i++) {
+			registry_add(s, &v[i], NULL);
+			if (!strcmp(v[i].state, "pooled") ||
+			    (clone_is_shared(&v[i]) && v[i].dbs_used < v[i].dbs))
+				registry_avail_add(s, v[i].opts_sig, v[i].id);
+		}
+	}
+	snprintf(moved, sizeof(moved), "%s.0.1-%lld", old, (long long)now_ms());
+	r = rename(old, moved) < 0 && errno != ENOENT ?
+		pgsnap_errno(err, errno, "cannot move %s aside", old) : 0;
+	registry_unlock(&l);
+	return r;
+}
+
+size_t registry_drop_stale_tmp(const pgsnap_store *s)
+{
+	char dir[600];
+	cleanup_registry reg_lock l = REG_LOCK_INIT;
+	cleanup_dir DIR *d = NULL;
+	struct dirent *e;
+	size_t n = 0;
+
+	/* Every write happens under the lock: a temp file seen while we
+	 * hold it belongs to a writer that died. */
+	snprintf(dir, sizeof(dir), "%s/records", s->run);
+	if (registry_lock(s, &l, NULL) < 0 || !(d = opendir(dir)))
+		return 0;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, ".tmp-", 5) &&
+		    unlinkat(dirfd(d), e->d_name, 0) == 0)
+			n++;
+	return n;
+}
+
+int registry_drop_damaged(const pgsnap_store *s, const char *name)
+{
+	char path[700];
+
+	if (!name_valid(name, 255) ||
+	    snprintf(path, sizeof(path), "%s/records/%s", s->run, name) >=
+	    (int)sizeof(path))
+		return -EINVAL;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }

@@ -158,10 +158,6 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 	 * and it should face local users, not the network. */
 	snprintf(listen, sizeof(listen), "listen_addresses=%s",
 		 !st->tcp ? "" : st->ipv6 ? "127.0.0.1,::1" : "127.0.0.1");
-	for (i = 0; st->wrapper && st->wrapper[i] && i < 8; i++)
-		argv[argc++] = st->wrapper[i];
-	if (argc)
-		argv[argc++] = prog;
 	argv[argc++] = "postgres";
 	argv[argc++] = "-D";
 	argv[argc++] = st->datadir;
@@ -171,6 +167,10 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 	argv[argc++] = port;
 	argv[argc++] = "-c";
 	argv[argc++] = listen;
+	/* Every disconnection touches the log: when a client last left is
+	 * its mtime, how a time limit tells an idle clone (proc.c). */
+	argv[argc++] = "-c";
+	argv[argc++] = "log_disconnections=on";
 	for (i = 0; i < nextra; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
@@ -182,8 +182,8 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 	so.store = s;
 	so.out_fd = logfd;
 	so.new_session = true;
-	pid = spawn_process(st->wrapper && st->wrapper[0] ? st->wrapper[0] :
-			    prog, (char *const *)argv, &so);
+	so.overlay = st->overlay;
+	pid = spawn_process(prog, (char *const *)argv, &so);
 	if (pid < 0)
 		return pgsnap_errno(err, pid, "cannot start %s", prog);
 	pfd = pidfd_open_pid(pid);

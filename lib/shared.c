@@ -17,6 +17,8 @@
  * started on the way, so a handout costs what a pooled one does.
  */
 #include "internal.h"
+#include "life.h"
+#include "shared.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -50,36 +52,19 @@ int shared_start_lock(const pgsnap_store *s, const char *sig)
 	return fd;
 }
 
-bool clone_is_lease(const pgsnap_clone *c)
-{
-	return c->parent[0] != '\0';
-}
-
-bool clone_is_shared(const pgsnap_clone *c)
-{
-	return !strcmp(c->state, "shared");
-}
-
-size_t shared_leases(const pgsnap_clone *v, size_t n, const char *id)
-{
-	size_t i, k = 0;
-
-	for (i = 0; i < n; i++)
-		k += !strcmp(v[i].parent, id);
-	return k;
-}
-
-/* Under the lock: the lease for the next database of server srv, made
- * from the caller's template t (creator, owner, limits). */
-static int lease_add(registry *reg, pgsnap_clone *srv, const pgsnap_clone *t,
-		     pgsnap_clone *out)
+/* Under the lock: the lease for the next database of server srv (whose
+ * record the caller writes), made from the caller's template t. */
+static int lease_add(const pgsnap_store *s, pgsnap_clone *srv,
+		     const pgsnap_clone *t, pgsnap_clone *out,
+		     pgsnap_error *err)
 {
 	pgsnap_clone l = *srv;
-	int tries;
+	int tries, r = -EEXIST;
 
 	snprintf(l.state, sizeof(l.state), "ready");
 	snprintf(l.parent, sizeof(l.parent), "%s", srv->id);
 	snprintf(l.dbname, sizeof(l.dbname), "pgsnap_%d", srv->dbs_used + 1);
+	snprintf(l.worker, sizeof(l.worker), "%s", t->worker);
 	l.dbs = 0;
 	l.dbs_used = 0;
 	l.used_ms = 0;
@@ -90,20 +75,17 @@ static int lease_add(registry *reg, pgsnap_clone *srv, const pgsnap_clone *t,
 	l.timeout_s = t->timeout_s;
 	l.keep = 0;
 	l.created_ms = t->created_ms;
-	for (tries = 0; tries < 8; tries++) {
+	l.opts_sig[0] = '\0';
+	for (tries = 0; tries < 8 && r == -EEXIST; tries++) {
 		random_hex(l.id, 8);
-		if (!registry_find(reg, l.id))
-			break;
+		r = registry_add(s, &l, err);
 	}
-	if (tries == 8)
-		return -EEXIST;
-	/* srv may move when the array grows: update it first. */
+	if (r < 0)
+		return r == -EEXIST ? pgsnap_err(err, r, "no free lease id") : r;
 	srv->dbs_used++;
 	srv->used_ms = t->created_ms;
-	if (registry_append(reg, &l) < 0) {
-		srv->dbs_used--;
-		return -ENOMEM;
-	}
+	if (srv->dbs_used >= srv->dbs)
+		registry_avail_del(s, srv->opts_sig, srv->id);
 	*out = l;
 	return 0;
 }
@@ -121,115 +103,89 @@ static void make_shared(pgsnap_clone *c, int64_t now_ms_)
 }
 
 static bool usable(const pgsnap_store *s, const pgsnap_clone *c,
-		   const char *sig, const char *state)
+		   const char *state)
 {
-	return !strcmp(c->state, state) && !strcmp(c->opts_sig, sig) &&
-	       !strcmp(c->boot_id, s->boot_id) && c->dbs_used < c->dbs &&
-	       proc_alive(c->pid, c->pid_start);
+	return !strcmp(c->state, state) && !strcmp(c->boot_id, s->boot_id) &&
+	       c->dbs_used < c->dbs && proc_alive(c->pid, c->pid_start);
 }
 
-int shared_take(pgsnap_store *s, const pgsnap_clone *t, pgsnap_clone *out,
-		pgsnap_error *err)
+int shared_take(const pgsnap_store *s, const pgsnap_clone *t,
+		pgsnap_clone *out, pgsnap_error *err)
 {
+	cleanup_registry reg_lock l = REG_LOCK_INIT;
+	cleanup_free pgsnap_clone *v = NULL;
 	pgsnap_clone *best = NULL;
-	registry reg;
-	size_t i;
+	size_t n, i;
 	int r;
 
-	if ((r = registry_lock(s, &reg, err)) < 0)
+	if ((r = registry_lock(s, &l, err)) < 0)
 		return r;
+	if ((r = registry_avail(s, t->opts_sig, &v, &n)) < 0)
+		return pgsnap_err(err, r, "cannot read the pool");
 	/* A server in use first (the one with the fewest databases left:
 	 * it ends the soonest), then a fresh one from the pool. */
-	for (i = 0; i < reg.n; i++) {
-		pgsnap_clone *c = &reg.recs[i];
-		if (usable(s, c, t->opts_sig, "shared") &&
-		    (!best || c->dbs - c->dbs_used < best->dbs - best->dbs_used))
-			best = c;
-	}
-	for (i = 0; !best && i < reg.n; i++) {
-		pgsnap_clone *c = &reg.recs[i];
-		if (usable(s, c, t->opts_sig, "pooled") && c->dbs > 0) {
-			best = c;
-			make_shared(c, t->created_ms);
+	for (i = 0; i < n; i++)
+		if (usable(s, &v[i], "shared") &&
+		    (!best || v[i].dbs - v[i].dbs_used <
+		     best->dbs - best->dbs_used))
+			best = &v[i];
+	for (i = 0; !best && i < n; i++) {
+		if (usable(s, &v[i], "pooled") && v[i].dbs > 0) {
+			best = &v[i];
+			make_shared(best, t->created_ms);
 		}
 	}
-	if (!best) {
-		registry_unlock(&reg);
+	if (!best)
 		return 0;
+	if ((r = lease_add(s, best, t, out, err)) < 0)
+		return r;
+	if ((r = registry_put(s, best, err)) < 0) {
+		registry_del(s, out->id);
+		return r;
 	}
-	r = lease_add(&reg, best, t, out);
-	if (r < 0)
-		pgsnap_err(err, r, "registry update failed");
-	else
-		r = registry_save(&reg, err);
-	registry_unlock(&reg);
-	return r < 0 ? r : 1;
+	return 1;
 }
 
-typedef struct commit_job {
-	const pgsnap_clone *srv, *t;
-	pgsnap_clone *out;
-} commit_job;
-
-static int edit_commit(registry *reg, pgsnap_clone *cur, void *arg)
+int shared_commit(const pgsnap_store *s, pgsnap_clone *cur,
+		  const pgsnap_clone *made, void *arg)
 {
-	commit_job *j = arg;
-
-	if (!cur)
-		return -ENOENT;
-	*cur = *j->srv;
-	make_shared(cur, j->t->created_ms);
-	cur->dbs_used = 0;
-	return lease_add(reg, cur, j->t, j->out);
-}
-
-int shared_commit(pgsnap_store *s, const pgsnap_clone *srv,
-		  const pgsnap_clone *t, pgsnap_clone *out, pgsnap_error *err)
-{
-	commit_job j = { srv, t, out };
-
-	return registry_edit(s, srv->id, edit_commit, &j, err);
-}
-
-int shared_end_lease(pgsnap_store *s, const char *id, char *retire,
-		     size_t len, pgsnap_error *err)
-{
-	pgsnap_clone l, *cur, *srv;
-	registry reg;
+	shared_commit_arg *a = arg;
 	int r;
 
-	retire[0] = '\0';
-	if ((r = registry_lock(s, &reg, err)) < 0)
+	*cur = *made;
+	make_shared(cur, a->t->created_ms);
+	cur->dbs_used = 0;
+	if ((r = lease_add(s, cur, a->t, a->out, a->err)) < 0)
 		return r;
-	cur = registry_find(&reg, id);
-	if (!cur) {
-		registry_unlock(&reg);
-		return pgsnap_err(err, ENOENT, "no clone '%s' in this store", id);
-	}
-	l = *cur;
-	registry_delete(&reg, cur);
-	srv = registry_find(&reg, l.parent);
-	/* Its last lease ended and no database is left to hand out: the
-	 * caller removes the server, marked "stopping" here so that no one
-	 * else does it too. */
-	if (srv && clone_is_shared(srv) && srv->dbs_used >= srv->dbs &&
-	    !shared_leases(reg.recs, reg.n, srv->id)) {
-		snprintf(srv->state, sizeof(srv->state), "stopping");
-		srv->creator = getpid();
-		srv->creator_start = proc_start_time(srv->creator);
-		snprintf(retire, len, "%s", srv->id);
-	}
-	r = registry_save(&reg, err);
-	registry_unlock(&reg);
-	if (r < 0) {
-		retire[0] = '\0';
-		return r;
-	}
-	/* A test that ended without closing its sessions: they end now, as
-	 * they would with a server of its own. */
-	if (proc_alive(l.pid, l.pid_start))
-		server_clients(l.pid, l.dbname, SIGTERM);
-	return 0;
+	if (cur->dbs_used < cur->dbs)
+		registry_avail_add(s, cur->opts_sig, cur->id);
+	return REG_PUT;
+}
+
+static bool want_retire(const pgsnap_clone *cur, const life_victim *v)
+{
+	(void)v;
+	return clone_is_shared(cur) && cur->dbs_used >= cur->dbs;
+}
+
+void shared_retire(const pgsnap_store *s, const char *server)
+{
+	life_victim v = { 0 };
+	life_end_opts o = { .stop_timeout_ms = LIFE_STOP_TIMEOUT_MS,
+			    .trash_in_background = true };
+	cleanup_free pgsnap_clone *all = NULL;
+	size_t n, i;
+
+	/* No database left to hand out: its leases only go.  Once the last
+	 * has gone, the server goes (two ending at once: one claims it). */
+	if (registry_get(s, server, &v.c, NULL) < 0 || !want_retire(&v.c, &v) ||
+	    registry_list(s, &all, &n, NULL) < 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (!strcmp(all[i].parent, server))
+			return;
+	if (life_claim(s, &v, 1, want_retire, NULL) == 1)
+		life_end(s, &v, 1, &o);
 }
 
 /* Is every file of database dst in the golden the same inode as that

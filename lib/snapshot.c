@@ -228,16 +228,15 @@ int snap_build_dir(const pgsnap_store *s, const char *name, char *buf,
 
 int snap_clones(const pgsnap_store *s, const char *name, pgsnap_error *err)
 {
-	registry reg;
-	size_t i;
-	int n = 0, r = registry_lock(s, &reg, err);
+	cleanup_free pgsnap_clone *v = NULL;
+	size_t i, k;
+	int n = 0, r = registry_list(s, &v, &k, err);
 
 	if (r < 0)
 		return r;
-	for (i = 0; i < reg.n; i++)
-		if (!strcmp(reg.recs[i].snapshot, name))
+	for (i = 0; i < k; i++)
+		if (!strcmp(v[i].snapshot, name))
 			n++;
-	registry_unlock(&reg);
 	return n;
 }
 
@@ -842,7 +841,8 @@ int pgsnap_snapshot_list(pgsnap_store *s, pgsnap_snapshot_info **out,
 	char dir[600], sub[700];
 	pgsnap_snapshot_info *v = NULL;
 	size_t cnt = 0, cap = 0, i, j;
-	registry reg;
+	cleanup_free pgsnap_clone *recs = NULL;
+	size_t nrecs;
 	DIR *d;
 	struct dirent *e;
 	int r;
@@ -891,15 +891,14 @@ int pgsnap_snapshot_list(pgsnap_store *s, pgsnap_snapshot_info **out,
 			x->size = tree_size(fd);
 	}
 	closedir(d);
-	if ((r = registry_lock(s, &reg, err)) < 0) {
+	if ((r = registry_list(s, &recs, &nrecs, err)) < 0) {
 		free(v);
 		return r;
 	}
 	for (i = 0; i < cnt; i++)
-		for (j = 0; j < reg.n; j++)
-			if (!strcmp(reg.recs[j].snapshot, v[i].name))
+		for (j = 0; j < nrecs; j++)
+			if (!strcmp(recs[j].snapshot, v[i].name))
 				v[i].clones++;
-	registry_unlock(&reg);
 	if (cnt)
 		qsort(v, cnt, sizeof(*v), by_name);
 	*out = v;
@@ -907,8 +906,8 @@ int pgsnap_snapshot_list(pgsnap_store *s, pgsnap_snapshot_info **out,
 	return 0;
 }
 
-static int remove_snapshot_dir(const pgsnap_store *s, const char *name,
-			       pgsnap_error *err)
+int snapshot_remove_dir(const pgsnap_store *s, const char *name,
+			pgsnap_error *err)
 {
 	char dir[600], trash[700], suffix[17];
 	int r;
@@ -926,49 +925,15 @@ static int remove_snapshot_dir(const pgsnap_store *s, const char *name,
 	return r < 0 ? pgsnap_errno(err, r, "cannot remove %s", trash) : 0;
 }
 
-int pgsnap_snapshot_rm(pgsnap_store *s, const char *name, int force,
-		       pgsnap_error *err)
+int snapshot_check(const pgsnap_store *s, const char *name, pgsnap_error *err)
 {
-	cleanup_close int lfd = -1;
 	char dir[600];
-	int r, n;
+	int r;
 
 	if ((r = check_name(name, err)) < 0)
 		return r;
 	snapshot_dir(s, name, dir, sizeof(dir));
-	if (!snapshot_exists(dir))
-		return no_such(s, name, err);
-	/* Before the lock: a keeper making a clone holds it shared. */
-	pool_forget_snapshot(s, name);
-	if ((r = snap_lock(s, name, LOCK_EX, &lfd, err)) < 0)
-		return r;
-	n = snap_clones(s, name, err);
-	if (n < 0)
-		return n;
-	if (n > 0 && !force)
-		return pgsnap_err(err, EBUSY, "snapshot '%s' has %d clone%s "
-			"alive (see 'pgsnap ls'); remove them first or use "
-			"--force", name, n, n == 1 ? "" : "s");
-	if (n > 0) {
-		registry reg;
-		size_t i;
-		if ((r = registry_lock(s, &reg, err)) < 0)
-			return r;
-		for (i = 0; i < reg.n; i++) {
-			char id[32];
-			if (strcmp(reg.recs[i].snapshot, name))
-				continue;
-			snprintf(id, sizeof(id), "%s", reg.recs[i].id);
-			registry_unlock(&reg);
-			if ((r = pgsnap_rm(s, id, err)) < 0 && r != -ENOENT)
-				return r;
-			if ((r = registry_lock(s, &reg, err)) < 0)
-				return r;
-			i = (size_t)-1;
-		}
-		registry_unlock(&reg);
-	}
-	return remove_snapshot_dir(s, name, err);
+	return snapshot_exists(dir) ? 0 : no_such(s, name, err);
 }
 
 static int by_use(const void *a, const void *b)
@@ -1059,7 +1024,7 @@ int pgsnap_snapshot_gc(pgsnap_store *s, long keep, size_t *removed,
 			continue;
 		if (snap_clones(s, v[i].name, NULL) != 0)
 			continue;
-		if (remove_snapshot_dir(s, v[i].name, NULL) == 0)
+		if (snapshot_remove_dir(s, v[i].name, NULL) == 0)
 			(*removed)++;
 	}
 	free(v);

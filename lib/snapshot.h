@@ -40,6 +40,12 @@ int meta_write(const pgsnap_store *s, const char *snapdir,
 /* home/snapshots/.NAME.lock, locked (LOCK_EX or LOCK_SH); *fd owns it. */
 int snap_lock(const pgsnap_store *s, const char *name, int how, int *fd,
 	      pgsnap_error *err);
+/* Is NAME a valid name of an existing snapshot?  -ENOENT lists those
+ * there are. */
+int snapshot_check(const pgsnap_store *s, const char *name, pgsnap_error *err);
+/* Remove snapshot NAME's directory (renamed away first, then deleted). */
+int snapshot_remove_dir(const pgsnap_store *s, const char *name,
+			pgsnap_error *err);
 /* How many registry records (live or starting clones) use this snapshot. */
 int snap_clones(const pgsnap_store *s, const char *name, pgsnap_error *err);
 /* Put a complete build directory in place of NAME (atomic swap); the old

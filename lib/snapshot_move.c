@@ -38,24 +38,10 @@
 static int find_clone(const pgsnap_store *s, const char *ref, pgsnap_clone *out,
 		      pgsnap_error *err)
 {
-	registry reg;
-	size_t i;
-	int r = registry_lock(s, &reg, err);
+	int r = registry_find(s, ref, out, err);
 
 	if (r < 0)
 		return r;
-	r = -ENOENT;
-	for (i = 0; i < reg.n; i++) {
-		if (clone_matches(&reg.recs[i], ref)) {
-			*out = reg.recs[i];
-			r = 0;
-			break;
-		}
-	}
-	registry_unlock(&reg);
-	if (r < 0)
-		return pgsnap_err(err, ENOENT, "no clone '%s' in this store "
-				  "(see 'pgsnap ls')", ref);
 	if (clone_is_lease(out))
 		return pgsnap_err(err, EINVAL, "clone %s is one database of a "
 				  "shared server (new --shared): only a server "

@@ -32,6 +32,19 @@ static void short_base(size_t i, char *buf, size_t len)
 		 (unsigned)geteuid());
 }
 
+/* The first short base that exists or can be made. */
+static void short_base_pick(char *base, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(short_parents); i++) {
+		short_base(i, base, len);
+		if (access(base, F_OK) == 0 ||
+		    access(short_parents[i], W_OK | X_OK) == 0)
+			return;
+	}
+}
+
 /* Is sockdir BASE/ID for one of our short bases?  Then *base is it. */
 static bool is_short(const pgsnap_clone *c, char *base, size_t len)
 {
@@ -50,7 +63,6 @@ static bool is_short(const pgsnap_clone *c, char *base, size_t len)
 int sockdir_choose(const pgsnap_store *s, pgsnap_clone *c)
 {
 	char base[64];
-	size_t i;
 
 	(void)s;
 	snprintf(c->sockdir, sizeof(c->sockdir), "%s/sock", c->dir);
@@ -58,12 +70,7 @@ int sockdir_choose(const pgsnap_store *s, pgsnap_clone *c)
 		return 0;
 	/* The first parent where our base exists or can be made; the last
 	 * one otherwise, to fail there with a clear message. */
-	for (i = 0; i < ARRAY_SIZE(short_parents); i++) {
-		short_base(i, base, sizeof(base));
-		if (access(base, F_OK) == 0 ||
-		    access(short_parents[i], W_OK | X_OK) == 0)
-			break;
-	}
+	short_base_pick(base, sizeof(base));
 	snprintf(c->sockdir, sizeof(c->sockdir), "%s/%s", base, c->id);
 	return 0;
 }
@@ -90,6 +97,25 @@ static int short_base_make(const pgsnap_store *s, const char *base,
 			"long for a socket, so pgsnap needs it)", base,
 			(unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 	return 0;
+}
+
+int sockdir_short_path(const pgsnap_store *s, const char *name, char *buf,
+		       size_t len)
+{
+	char base[64];
+
+	(void)s;
+	short_base_pick(base, sizeof(base));
+	return snprintf(buf, len, "%s/%s", base, name) >= (int)len ?
+		-ENAMETOOLONG : 0;
+}
+
+int sockdir_short_make(const pgsnap_store *s, pgsnap_error *err)
+{
+	char base[64];
+
+	short_base_pick(base, sizeof(base));
+	return short_base_make(s, base, err);
 }
 
 int sockdir_make(const pgsnap_store *s, const pgsnap_clone *c,

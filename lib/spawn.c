@@ -2,7 +2,8 @@
  * spawn.c - start programs without a shell.
  *
  * vfork() so that a process holding large mappings or pinned io_uring
- * buffers never pays for (or breaks on) a fork.  Between vfork and execve
+ * buffers never pays for (or breaks on) a fork; fork() only for a child
+ * that must enter a user namespace (an overlay as an ordinary user).  Between vfork and execve
  * the child may only make raw system calls: glibc's setuid() would signal
  * every thread of the parent (setxid broadcast), so the uid switch uses
  * syscall() directly.
@@ -12,8 +13,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -22,7 +26,7 @@ extern char **environ;
 /* Everything the child needs, in memory rather than registers: vfork
  * shares our stack, and the child must not depend on clobberable locals. */
 struct child_args {
-	const char *path;
+	const char *path;            /* NULL: _exit(0) once set up (a probe) */
 	char *const *argv;
 	char *const *envp;
 	const char *cwd;
@@ -30,12 +34,46 @@ struct child_args {
 	bool drop, new_session;
 	uid_t uid;
 	gid_t gid;
+	/* An overlay mounted in a user+mount namespace of the child's own. */
+	bool userns;
+	const char *mnt_target;
+	char mnt_opts[2200], uid_map[48], gid_map[48];
+	int err_fd;                  /* fork: errno goes here; vfork: err */
 	volatile int err;
 };
+
+static int write_proc(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* A user namespace mapping only the caller gives it CAP_SYS_ADMIN over a
+ * new mount namespace, where it may mount an overlay with "userxattr"
+ * (kernel 5.11+).  The mount lives and dies with that namespace, i.e. with
+ * the server.  The kernel refuses CLONE_NEWUSER to a process sharing its
+ * memory: this child comes from fork(), not vfork(). */
+static int enter_userns(const struct child_args *a)
+{
+	if (syscall(SYS_unshare, CLONE_NEWUSER | CLONE_NEWNS) < 0 ||
+	    write_proc("/proc/self/setgroups", "deny") < 0 ||
+	    write_proc("/proc/self/uid_map", a->uid_map) < 0 ||
+	    write_proc("/proc/self/gid_map", a->gid_map) < 0 ||
+	    syscall(SYS_mount, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    syscall(SYS_mount, "overlay", a->mnt_target, "overlay",
+		    MS_NOSUID | MS_NODEV, a->mnt_opts) < 0)
+		return -1;
+	return 0;
+}
 
 static __attribute__((noinline, noreturn)) void child_exec(struct child_args *a)
 {
 	sigset_t none;
+	int e;
 
 	/* stdin from /dev/null, stdout and stderr to out. */
 	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 ||
@@ -45,6 +83,10 @@ static __attribute__((noinline, noreturn)) void child_exec(struct child_args *a)
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, _NSIG / 8);
 	if (a->new_session && setsid() < 0)
 		goto fail;
+	if (a->userns && enter_userns(a) < 0)
+		goto fail;
+	if (!a->path)
+		_exit(0);
 	if (a->drop) {
 		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
 		    syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0 ||
@@ -55,15 +97,66 @@ static __attribute__((noinline, noreturn)) void child_exec(struct child_args *a)
 		goto fail;
 	execve(a->path, a->argv, a->envp);
 fail:
-	/* vfork shares our memory: the parent reads this. */
-	a->err = errno ? errno : EIO;
+	e = errno ? errno : EIO;
+	/* vfork shares our memory: the parent reads err.  After fork it
+	 * reads the pipe (closed without a word by a successful exec). */
+	if (a->err_fd >= 0) {
+		if (write(a->err_fd, &e, sizeof(e)) < 0) {
+			/* the parent sees a status of 127 */
+		}
+	} else {
+		a->err = e;
+	}
 	_exit(127);
+}
+
+static int overlay_args(struct child_args *a, const spawn_overlay *ov)
+{
+	int n = snprintf(a->mnt_opts, sizeof(a->mnt_opts), "lowerdir=%s,"
+			 "upperdir=%s,workdir=%s,index=off,volatile,userxattr",
+			 ov->lower, ov->upper, ov->work);
+
+	if (n < 0 || (size_t)n >= sizeof(a->mnt_opts))
+		return -ENAMETOOLONG;
+	snprintf(a->uid_map, sizeof(a->uid_map), "%u %u 1\n",
+		 (unsigned)getuid(), (unsigned)getuid());
+	snprintf(a->gid_map, sizeof(a->gid_map), "%u %u 1\n",
+		 (unsigned)getgid(), (unsigned)getgid());
+	a->mnt_target = ov->target;
+	a->userns = true;
+	return 0;
+}
+
+/* fork(), for a child that enters namespaces; errno through a pipe. */
+static pid_t fork_child(struct child_args *a)
+{
+	int p[2], e = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	a->err_fd = p[1];
+	pid = fork();
+	if (pid == 0)
+		child_exec(a);
+	e = pid < 0 ? errno : 0;
+	close(p[1]);
+	while (pid > 0 && (n = read(p[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	close(p[0]);
+	if (pid > 0 && e) {
+		waitpid(pid, NULL, 0);
+		return -e;
+	}
+	return pid < 0 ? -e : pid;
 }
 
 pid_t spawn_process(const char *path, char *const argv[], const spawn_opts *o)
 {
 	struct child_args a = { 0 };
 	pid_t pid;
+	int r;
 
 	a.path = path;
 	a.argv = argv;
@@ -71,16 +164,24 @@ pid_t spawn_process(const char *path, char *const argv[], const spawn_opts *o)
 	a.cwd = o->cwd;
 	a.new_session = o->new_session;
 	a.drop = o->store && o->store->as_root;
+	a.err_fd = -1;
 	if (a.drop) {
 		a.uid = o->store->uid;
 		a.gid = o->store->gid;
 	}
+	if (o->overlay && (r = overlay_args(&a, o->overlay)) < 0)
+		return r;
 	a.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (a.devnull < 0)
 		return -errno;
 	a.out = o->out_fd >= 0 ? o->out_fd : a.devnull;
 	a.in = o->in_fd > 0 ? o->in_fd : a.devnull;
 
+	if (a.userns) {
+		pid = fork_child(&a);
+		close(a.devnull);
+		return pid;
+	}
 	pid = vfork();
 	if (pid == 0)
 		child_exec(&a);

@@ -294,6 +294,84 @@ static void spread_subdirs(const pgsnap_store *s, const char *path)
 	close(fd);
 }
 
+static int setting_long(const char *name, long min, long max, long dflt,
+			long *out, pgsnap_error *err)
+{
+	const char *v = getenv(name);
+
+	*out = dflt;
+	if (!v || !*v)
+		return 0;
+	if (parse_long(v, min, max, out) < 0)
+		return pgsnap_err(err, EINVAL, "%s '%s': expected a whole number "
+				  "from %ld to %ld", name, v, min, max);
+	return 0;
+}
+
+/* The runner's worker (and CI shard) that runs us, for ls and rm
+ * --worker: PGSNAP_WORKER, else "SHARD/WORKER" from the variables test
+ * runners and CI systems set. */
+static void find_worker(char *buf, size_t len)
+{
+	static const struct { const char *var, *prefix; } shards[] = {
+		{ "TEST_SHARD_INDEX", "shard-" },       /* Bazel */
+		{ "CI_NODE_INDEX", "shard-" },          /* GitLab */
+		{ "BUILDKITE_PARALLEL_JOB", "shard-" },
+		{ "CIRCLE_NODE_INDEX", "shard-" },
+	}, workers[] = {
+		{ "PYTEST_XDIST_WORKER", "" },          /* gw0, gw1, ... */
+		{ "JEST_WORKER_ID", "jest-" },
+		{ "VITEST_POOL_ID", "vitest-" },
+	};
+	const char *v = getenv("PGSNAP_WORKER"), *shard = "", *sp = "";
+	const char *w = "", *wp = "";
+	size_t i;
+
+	if (v && *v) {
+		snprintf(buf, len, "%s", v);
+		return;
+	}
+	for (i = 0; i < ARRAY_SIZE(shards) && !*shard; i++)
+		if ((v = getenv(shards[i].var)) && *v)
+			shard = v, sp = shards[i].prefix;
+	for (i = 0; i < ARRAY_SIZE(workers) && !*w; i++)
+		if ((v = getenv(workers[i].var)) && *v)
+			w = v, wp = workers[i].prefix;
+	snprintf(buf, len, "%s%s%s%s%s", sp, shard, *shard && *w ? "/" : "",
+		 wp, w);
+}
+
+static int find_settings(pgsnap_store *s, pgsnap_error *err)
+{
+	store_cfg *c = &s->cfg;
+	const char *v;
+	long l;
+	int r;
+
+	if ((r = setting_long("PGSNAP_POOL", 0, 64, -1, &l, err)) < 0)
+		return r;
+	c->pool = (int)l;
+	if ((r = setting_long("PGSNAP_POOL_TTL", 1, 86400L * 365, 300,
+			      &c->pool_ttl_s, err)) < 0)
+		return r;
+	if ((r = setting_long("PGSNAP_SHARED", 0, PGSNAP_SHARED_MAX, 0, &l,
+			      err)) < 0)
+		return r;
+	c->shared = (int)l;
+	if ((r = setting_long("PGSNAP_SERVICE", 0, 1, 1, &l, err)) < 0)
+		return r;
+	c->service = l;
+	find_worker(c->worker, sizeof(c->worker));
+	if (strpbrk(c->worker, "\t\n\r"))
+		return pgsnap_err(err, EINVAL, "the worker name (PGSNAP_WORKER) "
+				  "holds a tab or newline");
+	if ((v = getenv("PGSNAP_LOCK_TRACE")))
+		snprintf(c->lock_trace, sizeof(c->lock_trace), "%s", v);
+	if ((v = getenv("PGSNAP_TEST_PAUSE")))
+		snprintf(c->test_pause, sizeof(c->test_pause), "%s", v);
+	return 0;
+}
+
 int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 		      pgsnap_error *err)
 {
@@ -303,7 +381,9 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 
 	if (!s)
 		return pgsnap_err(err, ENOMEM, "out of memory");
-	if ((r = find_user(s, o, err)) < 0 ||
+	pthread_mutex_init(&s->svc_mu, NULL);
+	if ((r = find_settings(s, err)) < 0 ||
+	    (r = find_user(s, o, err)) < 0 ||
 	    (r = find_paths(s, o, err)) < 0 ||
 	    (r = find_bindir(s, o, err)) < 0)
 		return r;
@@ -324,6 +404,8 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 			pgsnap_err(err, r, "store path too long: %s", s->home) : r;
 	if (path_join(p, sizeof(p), s->run, "clones") == 0)
 		spread_subdirs(s, p);
+	if ((r = registry_init(s, err)) < 0)
+		return r;
 	read_boot_id(s->boot_id, sizeof(s->boot_id));
 	*out = steal_ptr(&s);
 	return 0;
@@ -331,5 +413,12 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 
 void pgsnap_store_close(pgsnap_store *s)
 {
+	int i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->svc_ncache; i++)
+		s->svc_free(s->svc_cache[i]);
+	pthread_mutex_destroy(&s->svc_mu);
 	free(s);
 }

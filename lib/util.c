@@ -143,11 +143,17 @@ ssize_t read_file_buf(const char *path, char *buf, size_t len)
 int read_file(const char *path, size_t max, char **out, size_t *len)
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-	cleanup_free char *buf = NULL;
-	size_t n = 0, cap = 4096;
 
 	if (fd < 0)
 		return -errno;
+	return read_fd(fd, max, out, len);
+}
+
+int read_fd(int fd, size_t max, char **out, size_t *len)
+{
+	cleanup_free char *buf = NULL;
+	size_t n = 0, cap = 4096;
+
 	buf = malloc(cap + 1);
 	if (!buf)
 		return -ENOMEM;

@@ -18,15 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = 0, n2 = 0, len, i;
 	char *text;
 
-	if (registry_parse((const char *)data, size, &recs, &n, &err) < 0) {
+	if (records_parse((const char *)data, size, &recs, &n, &err) < 0) {
 		if (recs || n || !err.msg[0])
 			abort(); /* a refusal says why and returns nothing */
 		return 0;
 	}
-	text = registry_format(recs, n, &len);
+	text = records_format(recs, n, &len);
 	if (!text)
 		abort();
-	if (registry_parse(text, len, &again, &n2, &err) < 0 || n2 != n) {
+	if (records_parse(text, len, &again, &n2, &err) < 0 || n2 != n) {
 		fprintf(stderr, "round trip refused: %s\n", err.msg);
 		abort();
 	}

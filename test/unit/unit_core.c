@@ -67,25 +67,25 @@ static void test_registry_roundtrip(void)
 	snprintf(in[1].id, sizeof(in[1].id), "ffff0000");
 	snprintf(in[1].host, sizeof(in[1].host), "127.0.0.1");
 
-	text = registry_format(in, 2, &len);
+	text = records_format(in, 2, &len);
 	ok(text != NULL, "registry_format");
-	is_int(registry_parse(text, len, &out, &n, &err), 0, "registry_parse");
+	is_int(records_parse(text, len, &out, &n, &err), 0, "registry_parse");
 	is_int(n, 2, "two records back");
 	ok(n == 2 && !memcmp(&in[0], &out[0], sizeof(in[0])),
 	   "record 1 round-trips (escapes, numbers)");
 	ok(n == 2 && !memcmp(&in[1], &out[1], sizeof(in[1])),
 	   "record 2 round-trips");
 	free(out);
-	ok(registry_parse("garbage\n", 8, &out, &n, &err) < 0,
+	ok(records_parse("garbage\n", 8, &out, &n, &err) < 0,
 	   "a foreign file is refused");
 	ok(strstr(err.msg, "header") != NULL, "saying why: %s", err.msg);
 	text[len - 1] = 'x'; /* last line no longer terminated */
-	ok(registry_parse(text, len, &out, &n, &err) < 0,
+	ok(records_parse(text, len, &out, &n, &err) < 0,
 	   "a torn last line is refused");
 	free(text);
-	ok(registry_parse("pgsnap-registry 1\nid=abc\tport=12x\n", 34, &out,
+	ok(records_parse("pgsnap-registry 1\nid=abc\tport=12x\n", 34, &out,
 			  &n, &err) < 0, "a bad number is refused");
-	ok(registry_parse("pgsnap-registry 1\nid=../x\n", 26, &out, &n, &err) < 0,
+	ok(records_parse("pgsnap-registry 1\nid=../x\n", 26, &out, &n, &err) < 0,
 	   "a bad id is refused");
 }
 

@@ -15,7 +15,7 @@ static char *sample(size_t *len)
 		in[i].port = 5432;
 		in[i].timeout_s = 60;
 	}
-	return registry_format(in, 3, len);
+	return records_format(in, 3, len);
 }
 
 static void test_torn(void)
@@ -28,7 +28,7 @@ static void test_torn(void)
 	for (cut = 0; cut < len; cut++) {
 		pgsnap_clone *out = NULL;
 		size_t n = 0;
-		int r = registry_parse(text, cut, &out, &n, NULL);
+		int r = records_parse(text, cut, &out, &n, NULL);
 		if (r == 0 && n < 3)
 			fewer++;
 		else if (r == 0)
@@ -47,15 +47,15 @@ static void test_duplicates(void)
 	size_t n;
 	const char *t = "pgsnap-registry 1\nid=aaaa\nid=aaaa\n";
 
-	ok(registry_parse(t, strlen(t), &out, &n, &err) < 0,
+	ok(records_parse(t, strlen(t), &out, &n, &err) < 0,
 	   "two records with one id are refused");
 	ok(strstr(err.msg, "duplicate") != NULL, "as a duplicate: %s", err.msg);
 	t = "pgsnap-registry 7\nid=aaaa\n";
-	ok(registry_parse(t, strlen(t), &out, &n, &err) == -EPROTO,
+	ok(records_parse(t, strlen(t), &out, &n, &err) == -EPROTO,
 	   "a newer format is refused with EPROTO");
 	ok(strstr(err.msg, "newer pgsnap") != NULL, "naming a newer pgsnap");
 	t = "pgsnap-registry 1\nid=aaaa\tfuture_field=1\n";
-	ok(registry_parse(t, strlen(t), &out, &n, &err) == 0 && n == 1,
+	ok(records_parse(t, strlen(t), &out, &n, &err) == 0 && n == 1,
 	   "an unknown field is ignored (added by a later version)");
 	free(out);
 }
@@ -105,8 +105,8 @@ static void test_shared_fields(void)
 	snprintf(in[1].state, sizeof(in[1].state), "ready");
 	snprintf(in[1].parent, sizeof(in[1].parent), "aaaaaaaa");
 	snprintf(in[1].dbname, sizeof(in[1].dbname), "pgsnap_7");
-	text = registry_format(in, 2, &len);
-	ok(text && registry_parse(text, len, &out, &n, NULL) == 0 && n == 2,
+	text = records_format(in, 2, &len);
+	ok(text && records_parse(text, len, &out, &n, NULL) == 0 && n == 2,
 	   "a shared server and its lease parse back");
 	if (n == 2) {
 		is_int(out[0].dbs, 16, "databases");

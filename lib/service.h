@@ -1,0 +1,69 @@
+/* service.h - the store's service (service.c), its requests (serve.c) and
+ * its pool keepers (keeper.c); docs/protocol.md is the protocol. */
+#ifndef PGSNAP_SERVICE_H
+#define PGSNAP_SERVICE_H
+
+#include "internal.h"
+#include "proto.h"
+
+#include <pthread.h>
+
+typedef struct keeper keeper;
+
+typedef struct service {
+	const pgsnap_store *s;
+	int lock_fd;                 /* RUN/service.lock, held for life */
+	int listen_fd;
+	int wake_fd;                 /* eventfd: the watcher looks now */
+	char sock[600];
+	pthread_mutex_t mu;          /* what follows */
+	int conns;                   /* open connections */
+	int tasks;                   /* clones being ended in the background */
+	bool exiting;
+	keeper *keepers;             /* the pool variants kept warm */
+	/* Stores of other server users (as root, new -u NAME). */
+	pgsnap_store *others[8];
+} service;
+
+typedef struct conn {
+	service *sv;
+	int fd;
+	size_t len;                  /* bytes read into buf */
+	char buf[PROTO_LINE_MAX];
+} conn;
+
+/* ---- service.c ---- */
+
+/* The socket's path: RUN/service.sock, or a short one for a deep store. */
+int service_sock_path(const pgsnap_store *s, char *buf, size_t len);
+bool service_running(const pgsnap_store *s);
+/* Start the store's service unless one runs; returns once it listens. */
+int service_ensure(const pgsnap_store *s, pgsnap_error *err);
+/* The service itself, in the child service_ensure forked: never returns. */
+void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
+	__attribute__((noreturn));
+void service_wake(service *sv);
+/* The store whose server user is user (ours, or one opened for it). */
+pgsnap_store *service_store_for(service *sv, const char *user,
+				pgsnap_error *err);
+/* Stop listening and let go of the service lock (callers hold the
+ * registry lock, then exit). */
+void service_quit(service *sv);
+void conn_done(conn *c);
+
+/* ---- serve.c: a connection's requests ---- */
+
+void *conn_main(void *arg);
+
+/* ---- keeper.c: the warm pool's keepers, a thread per variant ---- */
+
+/* Keep pool_size(o) servers of o's variant warm (a keeper per variant;
+ * o is copied).  The handout that prompted it: kick the keeper. */
+void keeper_want(service *sv, const pgsnap_new_opts *o);
+/* Stop the keepers (of snapshot snap, or all when NULL), waiting until
+ * their pooled servers are gone. */
+void keeper_stop(service *sv, const char *snap);
+/* Is any keeper running?  (sv->mu held.) */
+bool keeper_running(const service *sv);
+
+#endif
