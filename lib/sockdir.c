@@ -53,7 +53,8 @@ static bool is_short(const pgsnap_clone *c, char *base, size_t len)
 
 	for (i = 0; i < ARRAY_SIZE(short_parents); i++) {
 		short_base(i, base, len);
-		snprintf(want, sizeof(want), "%s/%s", base, c->id);
+		snprintf(want, sizeof(want), "%s/%s", base,
+			 c->parent[0] ? c->parent : c->id);
 		if (!strcmp(c->sockdir, want))
 			return true;
 	}
@@ -152,9 +153,13 @@ bool clone_paths_valid(const pgsnap_store *s, const pgsnap_clone *c)
 {
 	char want[700], base[64];
 
-	if (!name_valid(c->id, sizeof(c->id) - 1))
+	/* A lease lives in its shared server's directory. */
+	const char *owner = c->parent[0] ? c->parent : c->id;
+
+	if (!name_valid(c->id, sizeof(c->id) - 1) ||
+	    !name_valid(owner, sizeof(c->id) - 1))
 		return false;
-	snprintf(want, sizeof(want), "%s/clones/%s", s->run, c->id);
+	snprintf(want, sizeof(want), "%s/clones/%s", s->run, owner);
 	if (strcmp(c->dir, want))
 		return false;
 	if (!c->sockdir[0])

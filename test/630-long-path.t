@@ -22,7 +22,7 @@ is "$(stat -c '%a %U' "$sock")" "700 $srv" "the short socket directory is 0700, 
 base=${sock%/*}
 like "$(stat -c '%a %U' "$base")" "^7[01][01] $(id -un)\$" "its parent $base is ours, closed to others"
 id=$("$PGSNAP" ls -q)
-like "$(tr '\t' '\n' <"$PGSNAP_HOME/run/registry" | grep '^sockdir=')" "^sockdir=$sock\$" \
+like "sockdir=$(record_field "$id" sockdir)" "^sockdir=$sock\$" \
 	"the registry records where the socket is"
 ok "$([ -d "$PGSNAP_HOME/run/clones/$id/data" ]; echo $?)" "the data still lives in the store"
 
@@ -58,13 +58,13 @@ is "$rc" 0 "a clone of it"
 [ "$rc" = 0 ] && is "$(q "$out" 'select count(*) from from_sql')" 0 "has the table"
 "$PGSNAP" rm --all
 
-# gc --repair: a clone whose record was lost is adopted with its socket
+# gc: a clone whose record was damaged is adopted with its socket
 # directory where new put it, so its URL works again.
 run "$PGSNAP" new --pool 0
 u=$out
-echo garbage >"$PGSNAP_HOME/run/registry"
-run "$PGSNAP" gc --repair
-is "$rc" 0 "gc --repair after the registry was lost"
+echo garbage >"$PGSNAP_HOME/run/records/$("$PGSNAP" ls -q)"
+run "$PGSNAP" gc
+is "$rc" 0 "gc after the record was damaged"
 is "$("$PGSNAP" ls | awk 'NR == 2 { print $NF }')" "$u" "the adopted clone has its URL back"
 is "$(q "$u" 'select 1')" 1 "and it answers"
 "$PGSNAP" rm --all
