@@ -30,17 +30,21 @@ run "$PGSNAP" new -t
 is "$rc" 0 "new -t in the deep store"
 [ "$rc" = 0 ] && is "$(q "$out" 'select 1')" 1 "the TCP clone answers"
 
-# A failed start leaves no short socket directory behind.
-before=$(ls "$base" | sort)
+# A failed start leaves no short socket directory behind.  (The socket of
+# this store's service is there too, svc-*.sock; other stores' as well.)
+svcsock=$("$PGSNAP" service status | awk '{ print $2 }')
+like "$svcsock" "^$base/svc-[0-9a-f]+\.sock\$" "the service's socket is in $base too"
+before=$(ls "$base" | grep -v '^svc-' | sort)
 run "$PGSNAP" new -o "-c no_such_setting=1"
 is "$rc" 1 "a failing new in the deep store: exit 1"
-is "$(ls "$base" | sort)" "$before" "it left no socket directory in $base"
+is "$(ls "$base" | grep -v '^svc-' | sort)" "$before" "it left no socket directory in $base"
 
 run "$PGSNAP" rm "$u"
 is "$rc" 0 "rm by URL"
 ok "$([ ! -e "$sock" ]; echo $?)" "rm removed the short socket directory"
 "$PGSNAP" rm --all
 is "$(ls "$base" | grep -cxF -f <(printf '%s\n' $before))" 0 "rm --all removed the other one"
+ok "$([ ! -e "$svcsock" ]; echo $?)" "and the service left with its socket"
 is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory left"
 
 # A snapshot built with SQL runs a build server, whose socket needs a short
