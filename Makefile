@@ -200,9 +200,16 @@ $(B)/bench/libsuite: test/bench/libsuite.c test/bench/suite_sql.h $(B)/libpgsnap
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -pthread -o $@ $< $(B)/libpgsnap.a $(LIBS) $(PQ_LIBS)
 
+# The service timed by a client of its protocol (the C harness over the
+# socket).
+$(B)/bench/svcbench: test/bench/svcbench.c test/bench/suite_sql.h | build-deps-present
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $< $(LIBS) $(PQ_LIBS)
+
 bench: $(DEPS_STAMP) $(TEST_DEPS_STAMP)
 	sh scripts/deps.sh bench
-	$(MAKE) all $(B)/bench/timer $(B)/bench/ready $(B)/bench/libsuite
+	$(MAKE) all $(B)/bench/timer $(B)/bench/ready $(B)/bench/libsuite \
+		$(B)/bench/svcbench
 	sh scripts/bench.sh
 
 # The binary, the header, both libraries, pkg-config's file and the man
