@@ -215,6 +215,9 @@ typedef struct server_start {
  * On failure the error holds the server's own last log lines. */
 int server_start_ready(const pgsnap_store *s, const server_start *st,
 		       pid_t *pid, pgsnap_error *err);
+/* Remove the socket and lock file a dead server left in sockdir (a
+ * zombie still counts as alive to postgres). */
+void server_clear_socket(const char *sockdir, int port);
 /* Fast shutdown; escalate to immediate and SIGKILL after deadlines. */
 int server_stop(pid_t pid, unsigned long long start, int timeout_ms);
 /* Immediate shutdown (SIGQUIT), SIGKILL after the deadline: for a server

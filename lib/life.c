@@ -90,6 +90,7 @@ int life_start(const pgsnap_store *s, pgsnap_clone *c, const clone_job *job,
 		if (st.port < 0)
 			return pgsnap_errno(err, st.port, "no free TCP port%s",
 					    st.ipv6 ? " on 127.0.0.1 and ::1" : "");
+		server_clear_socket(c->sockdir, st.port);
 		r = server_start_ready(s, &st, &c->pid, err);
 		if (r != -EADDRINUSE || !tcp || same_port)
 			break;

@@ -312,8 +312,13 @@ static int do_rm(conn *c, const proto_req *q, pgsnap_error *err)
 		pgsnap_err(err, EINVAL, "rm: give one of id=, all=1, worker=");
 		return ST_BAD;
 	}
-	if (everything)
+	if (everything) {
 		keeper_stop(c->sv, NULL); /* or they refill what we end */
+		/* Everything gone: the service need not linger after. */
+		pthread_mutex_lock(&c->sv->mu);
+		c->sv->leave_now = true;
+		pthread_mutex_unlock(&c->sv->mu);
+	}
 	if (!id && registry_list(s, &all, &n, err) < 0)
 		return ST_FAIL;
 	t = calloc(1, sizeof(*t) + (id ? 1 : n) * sizeof(t->v[0]));
