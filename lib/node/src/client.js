@@ -8,9 +8,11 @@ const { execFile } = require("node:child_process");
 const { Connection, requestLine } = require("./connection.js");
 const { PgsnapError } = require("./errors.js");
 
-// How many times one connect runs `service start` before it gives up: a
-// service that leaves between its start and our connect is started again.
-const START_ATTEMPTS = 3;
+// How many times one connect runs `service start` before it gives up.  A
+// service with nothing to watch leaves as soon as no client is connected,
+// which can be between its start and our connect, or before `service
+// start` itself got its answer: then it is started again.
+const START_ATTEMPTS = 10;
 
 // `pgsnap service start` ($PGSNAP_BIN, else pgsnap on PATH): starts the
 // store's service unless it runs; resolves with its socket's path.
@@ -107,7 +109,15 @@ class Client {
     let path = restart ? null : this.socket || this.env.PGSNAP_SOCKET || null;
     let last;
     for (let i = 0; i < START_ATTEMPTS; i++) {
-      if (!path) path = await startService(this.env);
+      if (!path) {
+        try {
+          path = await startService(this.env);
+        } catch (e) {
+          if (e.errno === "ENOENT") throw e; // no pgsnap to run
+          last = e;
+          continue;
+        }
+      }
       const conn = new Connection(path);
       try {
         await conn.open();

@@ -190,16 +190,37 @@ test("a service killed between requests, then back: the next request goes throug
   await svc.kill();
 });
 
+test("a service that leaves before it is reached is started again", async () => {
+  const svc = fakeService("leaves.sock", () => ({ ok: true }));
+  await svc.listen();
+  // First `service start` fails (the service left before answering it),
+  // the second prints a socket nobody listens on, the third the real one.
+  const bin = path.join(tmp, "pgsnap-leaves");
+  const n = bin + ".n";
+  fs.writeFileSync(
+    bin,
+    `#!/bin/sh\necho x >> '${n}'\ncase $(wc -l < '${n}') in\n` +
+      `1) echo "pgsnap: the service went away before it answered" >&2; exit 1 ;;\n` +
+      `2) echo '${path.join(tmp, "left.sock")}' ;;\n*) echo '${svc.sock}' ;;\nesac\n`,
+    { mode: 0o755 },
+  );
+  const c = new Client({ PGSNAP_BIN: bin });
+  assert.deepStrictEqual(await c.call("ping"), { ok: true });
+  assert.strictEqual(fs.readFileSync(n, "utf8").split("\n").length - 1, 3);
+  await c.close();
+  await svc.kill();
+});
+
 test("a service that cannot be reached: the error says where and why", async () => {
   const bin = fakeBin("pgsnap-nowhere", path.join(tmp, "never.sock"));
   const c = new Client({ PGSNAP_BIN: bin.bin });
-  await assert.rejects(c.call("ping"), { errno: "ENOENT", message: /never\.sock.*after starting it 3 times/ });
+  await assert.rejects(c.call("ping"), { errno: "ENOENT", message: /never\.sock.*after starting it 10 times/ });
 });
 
 test("`service start` failing: its message is the error's", async () => {
   const bin = fakeBin("pgsnap-fails", "", { fail: "store /x is writable by others" });
   const c = new Client({ PGSNAP_BIN: bin.bin });
-  await assert.rejects(c.call("ping"), { message: /cannot start the service .*: pgsnap: store \/x is writable by others$/ });
+  await assert.rejects(c.call("ping"), { message: /cannot start the service .*: pgsnap: store \/x is writable by others \(after starting it 10 times\)$/ });
   const none = new Client({ PGSNAP_BIN: path.join(tmp, "no-such-pgsnap") });
   await assert.rejects(none.call("ping"), { errno: "ENOENT", message: /not found \(install pgsnap, or set PGSNAP_BIN\)/ });
 });
