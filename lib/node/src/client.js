@@ -8,11 +8,11 @@ const { execFile } = require("node:child_process");
 const { Connection, requestLine } = require("./connection.js");
 const { PgsnapError } = require("./errors.js");
 
-// How many times one connect runs `service start` before it gives up.  A
-// service with nothing to watch leaves as soon as no client is connected,
-// which can be between its start and our connect, or before `service
-// start` itself got its answer: then it is started again.
-const START_ATTEMPTS = 10;
+// How long one connect keeps running `service start` before it gives up.
+// A service with nothing to watch leaves as soon as no client is on, which
+// can be between its start and our connect, or before `service start` got
+// its own answer: then it is started again, until it is reached.
+const START_WAIT_MS = 10000;
 
 // `pgsnap service start` ($PGSNAP_BIN, else pgsnap on PATH): starts the
 // store's service unless it runs; resolves with its socket's path.
@@ -36,8 +36,9 @@ function startService(env = process.env) {
 }
 
 class Client {
-  constructor(env = process.env) {
+  constructor(env = process.env, { startWaitMs = START_WAIT_MS } = {}) {
     this.env = env;
+    this.startWaitMs = startWaitMs;
     this.socket = null; // the path that last worked
     this.conn = null;
     this.tail = Promise.resolve();
@@ -107,9 +108,13 @@ class Client {
     if (this.conn) this.conn.close();
     this.conn = null;
     let path = restart ? null : this.socket || this.env.PGSNAP_SOCKET || null;
+    const deadline = Date.now() + this.startWaitMs;
+    let starts = 0;
     let last;
-    for (let i = 0; i < START_ATTEMPTS; i++) {
+    for (;;) {
       if (!path) {
+        if (starts > 0 && Date.now() > deadline) break;
+        starts++;
         try {
           path = await startService(this.env);
         } catch (e) {
@@ -131,7 +136,7 @@ class Client {
       this.socket = path;
       return conn;
     }
-    last.message += ` (after starting it ${START_ATTEMPTS} times)`;
+    last.message += ` (started it ${starts} times in ${this.startWaitMs / 1000} s)`;
     throw last;
   }
 }
