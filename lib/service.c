@@ -406,6 +406,7 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 	svc.s = s;
 	svc.lock_fd = lock_fd;
 	svc.sentinel_fd = -1;
+	handout_init(&svc);
 	svc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pid, (size_t)n, 0) < 0) {
