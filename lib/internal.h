@@ -83,6 +83,9 @@ int write_file_atomic(const char *path, const char *data, size_t len,
 /* Split a shell-like string into words (quotes and backslashes, no
  * expansion).  *argv is one allocation; free() it. */
 int split_words(const char *s, char ***argv, int *argc);
+/* Bytes on disk of what directory dfd holds (dfd is closed): blocks, a
+ * hard-linked file's shared by its links, not crossing filesystems. */
+int64_t tree_bytes(int dfd);
 /* Start time of a process (field 22 of /proc/PID/stat), 0 if gone. */
 unsigned long long proc_start_time(pid_t pid);
 /* Its state letter (field 3: R, S, T, t, Z, ...), '?' if gone. */
@@ -129,6 +132,9 @@ typedef struct store_cfg {
 	int shared;                /* PGSNAP_SHARED: new --shared=N (0: off) */
 	bool service;              /* PGSNAP_SERVICE (1): talk to the service */
 	char worker[64];           /* PGSNAP_WORKER or the runner's worker */
+	long max_clones;           /* PGSNAP_MAX_CLONES: servers (0: no limit) */
+	long long max_bytes;       /* PGSNAP_MAX_BYTES: the store's (0: none) */
+	long snapshot_ttl_s;       /* PGSNAP_SNAPSHOT_TTL: unused (0: kept) */
 	char lock_trace[256];      /* PGSNAP_LOCK_TRACE: a file, for the bench */
 	char test_pause[32];       /* PGSNAP_TEST_PAUSE (tests) */
 } store_cfg;

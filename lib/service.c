@@ -48,6 +48,8 @@
 /* Idle, it stays this long after its last client left (or its start): a
  * client that has just asked `service start` for the socket connects. */
 #define LINGER_MS 5000
+/* How often snapshots unused for PGSNAP_SNAPSHOT_TTL are looked for. */
+#define SNAPSHOT_GC_MS 60000
 
 /* ---- where it is ---------------------------------------------------------- */
 
@@ -272,6 +274,7 @@ static bool try_exit(service *sv)
 static void *watcher(void *arg)
 {
 	service *sv = arg;
+	int64_t snap_gc_ms = 0;
 
 	for (;;) {
 		gc_opts o = { 0 };
@@ -290,6 +293,12 @@ static void *watcher(void *arg)
 			res.watched = 1;
 		}
 		sentinel_check(sv);
+		if (sv->s->cfg.snapshot_ttl_s &&
+		    mono_us() / 1000 - snap_gc_ms >= SNAPSHOT_GC_MS) {
+			size_t n;
+			snap_gc_ms = mono_us() / 1000;
+			pgsnap_snapshot_gc((pgsnap_store *)sv->s, -1, &n, NULL);
+		}
 		pthread_mutex_lock(&sv->mu);
 		idle = res.watched == 0 && !sv->conns && !sv->tasks &&
 		       !keeper_running(sv);

@@ -308,6 +308,33 @@ static int setting_long(const char *name, long min, long max, long dflt,
 	return 0;
 }
 
+/* A size: a whole number of bytes, or with K, M, G or T (powers of 1024). */
+static int setting_bytes(const char *name, long long *out, pgsnap_error *err)
+{
+	const char *v = getenv(name);
+	char num[32];
+	size_t len;
+	int shift = 0;
+	long l;
+
+	*out = 0;
+	if (!v || !*v)
+		return 0;
+	len = strlen(v);
+	switch (len && len < sizeof(num) ? v[len - 1] : 0) {
+	case 'K': case 'k': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	case 'T': case 't': shift = 40; break;
+	}
+	snprintf(num, sizeof(num), "%.*s", (int)(shift ? len - 1 : len), v);
+	if (len >= sizeof(num) || parse_long(num, 1, (1L << 50) >> shift, &l) < 0)
+		return pgsnap_err(err, EINVAL, "%s '%s': expected a size in bytes "
+				  "(a whole number, or with K, M, G or T)", name, v);
+	*out = (long long)l << shift;
+	return 0;
+}
+
 /* The runner's worker (and CI shard) that runs us, for ls and rm
  * --worker: PGSNAP_WORKER, else "SHARD/WORKER" from the variables test
  * runners and CI systems set. */
@@ -361,6 +388,12 @@ static int find_settings(pgsnap_store *s, pgsnap_error *err)
 	if ((r = setting_long("PGSNAP_SERVICE", 0, 1, 1, &l, err)) < 0)
 		return r;
 	c->service = l;
+	if ((r = setting_long("PGSNAP_MAX_CLONES", 1, 1000000, 0,
+			      &c->max_clones, err)) < 0 ||
+	    (r = setting_bytes("PGSNAP_MAX_BYTES", &c->max_bytes, err)) < 0 ||
+	    (r = setting_long("PGSNAP_SNAPSHOT_TTL", 1, 86400L * 3650, 0,
+			      &c->snapshot_ttl_s, err)) < 0)
+		return r;
 	find_worker(c->worker, sizeof(c->worker));
 	if (strpbrk(c->worker, "\t\n\r"))
 		return pgsnap_err(err, EINVAL, "the worker name (PGSNAP_WORKER) "
