@@ -19,7 +19,8 @@ import java.util.concurrent.TimeUnit;
  * A client of the store's pgsnap service (docs/protocol.md), one per JVM.
  *
  * The socket is {@code PGSNAP_SOCKET}, else what {@code $PGSNAP_BIN service
- * start} prints (run once, cached).  Connections are kept open for reuse:
+ * start} prints (run once, cached; run again when the socket fails, also
+ * when it came from PGSNAP_SOCKET: the environment names the same store).  Connections are kept open for reuse:
  * one per thread asking at the same moment, so that parallel tests do not
  * wait for each other's {@code new}.  A service that went away (killed, or
  * leaving because it was idle) is started again and the request retried
@@ -31,7 +32,9 @@ public final class PgsnapClient {
     private static final long CONNECT_DEADLINE_MS = 15_000;
 
     private final Deque<Conn> idle = new ConcurrentLinkedDeque<>();
-    private String socket; // guarded by this
+    /* PGSNAP_SOCKET first (pgsnap exec sets it); once it fails, or when
+     * unset, what `service start` prints.  Guarded by this. */
+    private String socket = emptyToNull(System.getenv("PGSNAP_SOCKET"));
 
     private PgsnapClient() {
     }
@@ -115,7 +118,8 @@ public final class PgsnapClient {
                             + hello, "EPROTO");
                 return c;
             } catch (PgsnapException e) {
-                c.close();
+                if (c != null)
+                    c.close();
                 throw e;
             } catch (IOException e) {
                 if (c != null)
@@ -140,10 +144,11 @@ public final class PgsnapClient {
         }
     }
 
+    private static String emptyToNull(String s) {
+        return s == null || s.isEmpty() ? null : s;
+    }
+
     private synchronized String socketPath() throws IOException {
-        String env = System.getenv("PGSNAP_SOCKET");
-        if (env != null && !env.isEmpty())
-            return env;
         if (socket == null)
             socket = serviceStart();
         return socket;
@@ -153,8 +158,8 @@ public final class PgsnapClient {
      * and prints its socket.  An IOException is worth retrying (the
      * service was leaving); a PgsnapException is not. */
     private static String serviceStart() throws IOException {
-        String bin = System.getenv("PGSNAP_BIN");
-        if (bin == null || bin.isEmpty())
+        String bin = emptyToNull(System.getenv("PGSNAP_BIN"));
+        if (bin == null)
             bin = "pgsnap";
         Process p;
         try {

@@ -149,8 +149,15 @@ public final class PgsnapExtension
         List<Object> instances = ec.getRequiredTestInstances().getAllInstances();
         Constructed c = CONSTRUCTED.get();
         CONSTRUCTED.remove();
-        if (c != null && instances.stream().anyMatch(i -> i == c.instance))
+        if (c != null && instances.stream().anyMatch(i -> i == c.instance)) {
+            Optional<Pgsnap> own = AnnotationSupport.findAnnotation(ec.getRequiredTestMethod(), Pgsnap.class);
+            Optional<ExtensionContext> cls = ec.getParent();
+            if (own.isPresent() && cls.isPresent() && !own.get().equals(options(cls.get())))
+                throw new ExtensionConfigurationException("@Pgsnap on " + testName(ec) + ": its class takes the "
+                        + "database in its constructor, made before the method's options are known; take it "
+                        + "in a field or a parameter of the method instead");
             ec.getStore(NS).put(DB, c.lease);
+        }
         for (Object instance : instances) {
             inject(ec, instance, PgsnapJdbcUrl.class);
             inject(ec, instance, PgsnapDataSource.class);
