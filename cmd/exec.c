@@ -212,6 +212,12 @@ int cmd_exec(int argc, char **argv)
 		return runtime_error(&err);
 	}
 	fflush(NULL);
+	/* The command's own packages (pytest, Go, ...) find the service. */
+	{
+		char sock[1024];
+		if (pgsnap_service_status(s, sock, sizeof(sock)) == 1)
+			setenv("PGSNAP_SOCKET", sock, 1);
+	}
 
 	sig = pending_stop(sfd);
 	if (sig) {

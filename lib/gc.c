@@ -351,6 +351,7 @@ int gc_run(const pgsnap_store *s, const gc_opts *o, gc_result *res,
 	report_all(&g, g.v, g.nv, "remove", &res->removed);
 	report_all(&g, g.ad, g.nad, "recover", &res->adopted);
 	res->removed_files += registry_drop_stale_tmp(s);
+	res->removed_files += sockdir_short_gc();
 	empty_trash(&g);
 out:
 	free(g.v);

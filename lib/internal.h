@@ -112,6 +112,8 @@ int sockdir_make(const pgsnap_store *s, const pgsnap_clone *c,
 int sockdir_short_path(const pgsnap_store *s, const char *name, char *buf,
 		       size_t len);
 int sockdir_short_make(const pgsnap_store *s, pgsnap_error *err);
+/* Remove service sockets of ours nobody listens on (stores removed). */
+size_t sockdir_short_gc(void);
 /* Remove c->sockdir when it lives outside the clone directory. */
 int sockdir_remove(const pgsnap_store *s, const pgsnap_clone *c);
 /* Are the record's dir and sockdir where pgsnap puts them?  Nothing else

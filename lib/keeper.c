@@ -252,6 +252,25 @@ void keeper_want(service *sv, const pgsnap_new_opts *o)
 	pthread_mutex_unlock(&sv->mu);
 }
 
+void keeper_describe(const service *sv, jbuf *b)
+{
+	const keeper *k;
+	bool first = true;
+
+	jb_raw(b, "[");
+	for (k = sv->keepers; k; k = k->next) {
+		if (!k->running)
+			continue;
+		jb_raw(b, first ? "{" : ", {");
+		first = false;
+		jb_field(b, "snapshot", k->snapshot);
+		jb_field_int(b, "size", k->size);
+		jb_field(b, "variant", k->sig);
+		jb_raw(b, "}");
+	}
+	jb_raw(b, "]");
+}
+
 void keeper_stop(service *sv, const char *snap)
 {
 	struct timespec ts;

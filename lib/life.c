@@ -122,10 +122,15 @@ static int commit_state(const pgsnap_store *s, pgsnap_clone *cur, void *arg)
 	/* rm may have claimed it meanwhile: then it is rm's to end. */
 	if (!cur || strcmp(cur->state, "starting") || cur->creator != getpid())
 		return -ESTALE;
-	if (q->commit)
-		return q->commit(s, cur, q->made, q->arg);
+	if (q->commit) {
+		int r = q->commit(s, cur, q->made, q->arg);
+		if (r == REG_PUT)
+			*q->made = *cur;
+		return r;
+	}
 	*cur = *q->made;
 	snprintf(cur->state, sizeof(cur->state), "%s", q->state);
+	*q->made = *cur;
 	return REG_PUT;
 }
 

@@ -26,7 +26,7 @@ typedef struct life_make_req {
 		      const pgsnap_clone *made, void *arg);
 	const char *state;           /* "ready", "pooled" */
 	void *arg;
-	const pgsnap_clone *made;    /* private */
+	pgsnap_clone *made;          /* private */
 } life_make_req;
 
 /* Make a clone from template c (snapshot, method, user, owner, limits...

@@ -18,6 +18,7 @@
 #include "service.h"
 #include "snapshot.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,8 +126,11 @@ static int answer_clones(const json_doc *d, const pgsnap_new_opts *o,
 	size_t i = 0;
 	int k;
 
-	if ((built = json_get(d, d->nodes, "built")) && o->progress)
-		o->progress(o->progress_ctx, 1, json_str(d, built));
+	built = json_get(d, d->nodes, "built");
+	for (k = built && o->progress ? built->child : -1; k >= 0;
+	     k = d->nodes[k].next)
+		if (json_str(d, &d->nodes[k]))
+			o->progress(o->progress_ctx, 1, json_str(d, &d->nodes[k]));
 	if (!v)
 		return n == 1 && json_to_clone(d, d->nodes, out) == 0 ? 0 :
 			pgsnap_err(err, EPROTO, "the service's answer holds no clone");
@@ -268,6 +272,25 @@ int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)
 	return r != 0 ? (r < 0 ? r : 0) : clone_rm(s, ref, err);
 }
 
+/* Nothing left: the service leaves within a round.  Wait for it (a
+ * little), so that nothing of the store stays busy after rm --all: a
+ * test unmounts the store's filesystem next. */
+static void wait_service_gone(pgsnap_store *s, int ms)
+{
+	cleanup_free pgsnap_clone *v = NULL;
+	int64_t deadline = mono_us() + ms * 1000LL;
+	size_t n = 0;
+
+	if (registry_list(s, &v, &n, NULL) < 0 || n)
+		return;
+	pthread_mutex_lock(&s->svc_mu);
+	while (s->svc_ncache)
+		client_close(s->svc_cache[--s->svc_ncache]);
+	pthread_mutex_unlock(&s->svc_mu);
+	while (service_running(s) && mono_us() < deadline)
+		poll(NULL, 0, 5);
+}
+
 int pgsnap_rm_worker(pgsnap_store *s, const char *worker, size_t *removed,
 		     pgsnap_error *err)
 {
@@ -277,8 +300,11 @@ int pgsnap_rm_worker(pgsnap_store *s, const char *worker, size_t *removed,
 
 	*removed = 0;
 	if ((r = rm_request(s, worker ? "worker" : "all", worker ? worker : "1",
-			    removed, err)) != 0)
+			    removed, err)) != 0) {
+		if (r > 0 && !worker)
+			wait_service_gone(s, 2000);
 		return r < 0 ? r : 0;
+	}
 	/* No service: nobody keeps a pool either. */
 	if ((r = registry_list(s, &v, &n, err)) < 0)
 		return r;

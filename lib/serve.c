@@ -133,15 +133,15 @@ static const char *const new_keys[] = {
 	"count", "user", NULL
 };
 
-typedef struct built_msg {
-	char text[256];
-} built_msg;
-
+/* The snapshots built on the way, for the answer's "built". */
 static void on_built(void *ctx, int final, const char *msg)
 {
-	if (final)
-		snprintf(((built_msg *)ctx)->text, sizeof(((built_msg *)ctx)->text),
-			 "%s", msg);
+	jbuf *b = ctx;
+
+	if (!final)
+		return;
+	jb_raw(b, b->len ? ", " : "");
+	jb_str(b, msg);
 }
 
 static int flag(const proto_req *q, const char *key, int *out,
@@ -208,8 +208,7 @@ static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
 	pgsnap_store *s;
 	pgsnap_new_opts o, ro;
 	cleanup_free pgsnap_clone *v = NULL;
-	built_msg built = { "" };
-	jbuf b = { 0 };
+	jbuf built = { 0 }, b = { 0 };
 	long count, i;
 	int r;
 
@@ -225,11 +224,19 @@ static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
 		pgsnap_err(err, ENOMEM, "out of memory");
 		return ST_FAIL;
 	}
-	if (clone_new_n(s, &ro, (size_t)count, v, err) < 0)
+	r = clone_new_n(s, &ro, (size_t)count, v, err);
+	if (r == 0) {
+		jb_raw(&b, "{\"ok\": true");
+		if (built.len) {
+			jb_key(&b, "built");
+			jb_raw(&b, "[");
+			jb_raw(&b, built.p);
+			jb_raw(&b, "]");
+		}
+	}
+	free(built.p);
+	if (r < 0)
 		return ST_FAIL;
-	jb_raw(&b, "{\"ok\": true");
-	if (built.text[0])
-		jb_field(&b, "built", built.text);
 	if (count == 1 && !proto_get(q, "count")) {
 		jb_clone_fields(&b, &v[0]);
 	} else {
@@ -442,7 +449,30 @@ static int do_stop(conn *c, const proto_req *q, pgsnap_error *err)
 	jb_raw(&b, "{\"ok\": true}\n");
 	answer(c, &b);
 	free(b.p);
-	_exit(0);
+	service_exit(c->sv, 0);
+}
+
+static int do_status(conn *c, const proto_req *q, pgsnap_error *err)
+{
+	static const char *const keys[] = { NULL };
+	service *sv = c->sv;
+	jbuf b = { 0 };
+	int r;
+
+	if (proto_check(q, keys, err) < 0)
+		return ST_BAD;
+	jb_raw(&b, "{\"ok\": true");
+	jb_field_int(&b, "pid", getpid());
+	pthread_mutex_lock(&sv->mu);
+	jb_field_int(&b, "connections", sv->conns);
+	jb_field_int(&b, "tasks", sv->tasks);
+	jb_key(&b, "keepers");
+	keeper_describe(sv, &b);
+	pthread_mutex_unlock(&sv->mu);
+	jb_raw(&b, "}\n");
+	r = answer(c, &b);
+	free(b.p);
+	return r < 0 ? r : ST_OK;
 }
 
 static const struct verb {
@@ -451,7 +481,7 @@ static const struct verb {
 } verbs[] = {
 	{ "new", do_new }, { "rm", do_rm }, { "ls", do_ls },
 	{ "logs", do_logs }, { "ping", do_ping }, { "warm", do_warm },
-	{ "forget", do_forget }, { "stop", do_stop },
+	{ "forget", do_forget }, { "stop", do_stop }, { "status", do_status },
 };
 
 static int hello(conn *c)

@@ -143,6 +143,71 @@ int service_ensure(const pgsnap_store *s, pgsnap_error *err)
 
 static service svc;
 
+/*
+ * The sentinel: a small child of the service that waits on a pipe only
+ * the service writes to.  When the service leaves on purpose it writes a
+ * byte first; when it is killed (kill -9, the OOM killer) the pipe just
+ * closes, and the sentinel starts a new service at once, so time limits and
+ * owners hold without waiting for the next call.  The service starts a new
+ * sentinel when its own dies.
+ */
+static void sentinel_main(const pgsnap_store *s, int rd)
+{
+	char b;
+	ssize_t n;
+
+	prctl(PR_SET_NAME, "pgsnap-sentinel");
+	while ((n = read(rd, &b, 1)) < 0 && errno == EINTR)
+		;
+	if (n == 0)
+		service_ensure(s, NULL);
+	_exit(0);
+}
+
+static void sentinel_start(service *sv)
+{
+	int p[2];
+	pid_t pid;
+
+	if (sv->sentinel_fd >= 0)
+		close(sv->sentinel_fd);
+	sv->sentinel_fd = -1;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		/* Nothing of the service's: not its lock, not its socket. */
+		close(p[1]);
+		dup2(p[0], 3);
+		close_range(4, ~0U, 0);
+		sentinel_main(sv->s, 3);
+	}
+	close(p[0]);
+	if (pid < 0) {
+		close(p[1]);
+		return;
+	}
+	sv->sentinel = pid;
+	sv->sentinel_fd = p[1];
+}
+
+/* Our sentinel died (killed too): another one. */
+static void sentinel_check(service *sv)
+{
+	if (sv->sentinel > 0 && waitpid(sv->sentinel, NULL, WNOHANG) == 0)
+		return;
+	sentinel_start(sv);
+}
+
+void service_exit(service *sv, int status)
+{
+	/* On purpose: the sentinel must not start another one. */
+	if (sv->sentinel_fd >= 0 && write(sv->sentinel_fd, "x", 1) < 0) {
+		/* it is gone already */
+	}
+	_exit(status);
+}
+
 static void on_signal(int sig)
 {
 	uint64_t one = 1;
@@ -250,15 +315,16 @@ static void *watcher(void *arg)
 		if (gc_run(sv->s, &o, &res, NULL) < 0) {
 			struct stat st;
 			if (stat(sv->s->run, &st) < 0)
-				_exit(0); /* the store was removed */
+				service_exit(sv, 0); /* the store was removed */
 			res.watched = 1;
 		}
+		sentinel_check(sv);
 		pthread_mutex_lock(&sv->mu);
 		idle = res.watched == 0 && !sv->conns && !sv->tasks &&
 		       !keeper_running(sv);
 		pthread_mutex_unlock(&sv->mu);
 		if (idle && try_exit(sv))
-			_exit(0);
+			service_exit(sv, 0);
 		if (res.busy)
 			wait = BUSY_ROUND_MS;
 		if (res.next_due_ms) {
@@ -424,6 +490,7 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 	pthread_mutex_init(&svc.mu, NULL);
 	svc.s = s;
 	svc.lock_fd = lock_fd;
+	svc.sentinel_fd = -1;
 	svc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pid, (size_t)n, 0) < 0) {
@@ -443,6 +510,7 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 		/* our starter is gone: serve anyway */
 	}
 	close(ready_fd);
+	sentinel_start(&svc);
 	for (;;) {
 		int fd = accept4(svc.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {

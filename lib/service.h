@@ -23,6 +23,8 @@ typedef struct service {
 	keeper *keepers;             /* the pool variants kept warm */
 	/* Stores of other server users (as root, new -u NAME). */
 	pgsnap_store *others[8];
+	pid_t sentinel;              /* restarts us if we are killed */
+	int sentinel_fd;
 } service;
 
 typedef struct conn {
@@ -49,6 +51,8 @@ pgsnap_store *service_store_for(service *sv, const char *user,
 /* Stop listening and let go of the service lock (callers hold the
  * registry lock, then exit). */
 void service_quit(service *sv);
+/* Leave on purpose (the sentinel then does not start another service). */
+void service_exit(service *sv, int status) __attribute__((noreturn));
 void conn_done(conn *c);
 
 /* ---- serve.c: a connection's requests ---- */
@@ -65,5 +69,7 @@ void keeper_want(service *sv, const pgsnap_new_opts *o);
 void keeper_stop(service *sv, const char *snap);
 /* Is any keeper running?  (sv->mu held.) */
 bool keeper_running(const service *sv);
+/* The running keepers as a JSON array (sv->mu held). */
+void keeper_describe(const service *sv, jbuf *b);
 
 #endif

@@ -18,16 +18,8 @@ wait_until() {
 pooled() { "$PGSNAP" ls -a | awk '$3 == "pooled" { print $1 }' | sort; }
 npooled() { pooled | wc -l; }
 npooled_is() { [ "$(npooled)" -eq "$1" ]; }
-# Live keepers of this store (pids from their lock files).
-keepers() {
-	local f pid
-	for f in "$PGSNAP_HOME"/run/pool/*.lock; do
-		[ -f "$f" ] || continue
-		read -r pid _ <"$f" 2>/dev/null || continue
-		[ -n "$pid" ] && alive "$pid" && grep -qa __pool "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
-	done
-}
-nkeepers_is() { [ "$(keepers | wc -l)" -eq "$1" ]; }
+# Keepers of this store's pool (threads of its service).
+nkeepers_is() { [ "$(nkeepers)" -eq "$1" ]; }
 id_of() { "$PGSNAP" ls -a | awk -v u="$1" '$NF == u { print $1 }'; }
 
 # The first new of a variant starts cold and starts its keeper.
@@ -36,7 +28,7 @@ is "$rc" 0 "new exits 0"
 u1=$out
 is "$(q "$u1" 'select 1')" 1 "the first clone works"
 ok "$(wait_until 60 npooled_is 2; echo $?)" "the keeper fills the pool to 2 (PGSNAP_POOL)"
-is "$(keepers | wc -l)" 1 "one keeper runs for the variant"
+is "$(nkeepers)" 1 "one keeper runs for the variant"
 is "$("$PGSNAP" ls | grep -c pooled)" 0 "ls does not list pooled servers"
 is "$("$PGSNAP" ls -q | wc -l)" 1 "ls lists the one clone handed out"
 is "$("$PGSNAP" ls -a | grep -c ' pooled ')" 2 "ls -a lists the pooled ones"
@@ -132,17 +124,17 @@ is "$(q "$ut2" 'select inet_server_addr()')" 127.0.0.1 "and works over TCP"
 h0=$TEST_TMP/nopool
 run env PGSNAP_HOME="$h0" "$PGSNAP" new --pool 0
 is "$rc" 0 "new --pool 0 exits 0"
-ok "$([ ! -e "$h0/run/pool" ] || [ -z "$(ls "$h0/run/pool")" ]; echo $?)" "--pool 0 starts no keeper"
+is "$(PGSNAP_HOME=$h0 nkeepers)" 0 "--pool 0 starts no keeper"
 is "$(PGSNAP_HOME=$h0 "$PGSNAP" ls -a | grep -c pooled)" 0 "and pools nothing"
 run env PGSNAP_HOME="$h0" PGSNAP_POOL=0 "$PGSNAP" new
-ok "$([ ! -e "$h0/run/pool" ] || [ -z "$(ls "$h0/run/pool")" ]; echo $?)" "PGSNAP_POOL=0 starts no keeper"
+is "$(PGSNAP_HOME=$h0 nkeepers)" 0 "PGSNAP_POOL=0 starts no keeper"
 run "$PGSNAP" new --pool x
 is "$rc" 2 "--pool x: exit 2"
 like "$err" "pool 'x'" "naming it"
 run "$PGSNAP" new --pool 65
 is "$rc" 2 "--pool 65: out of range, exit 2"
 run env PGSNAP_POOL=two "$PGSNAP" new
-is "$rc" 2 "PGSNAP_POOL=two: exit 2"
+is "$rc" 1 "PGSNAP_POOL=two: exit 1 (a bad setting, as a bad PGSNAP_HOME)"
 like "$err" "PGSNAP_POOL 'two'" "naming it"
 
 # rm --all: every clone, every pooled server, every keeper.

@@ -149,3 +149,42 @@ stopped() {
 }
 # Is directory $1 empty (the trash, once its background deleter is done)?
 dir_empty() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
+# The records of a store (default $PGSNAP_HOME), a line each, as pgsnap
+# writes them (RUN/records/ID: a header line, then the record's line).
+records() {
+	local f
+	for f in "${1:-$PGSNAP_HOME}"/run/records/*; do
+		[ -f "$f" ] && tail -n +2 "$f"
+	done
+	return 0
+}
+# Field NAME of clone ID's record ($3: the store).
+record_field() {
+	tr '\t' '\n' <"${3:-$PGSNAP_HOME}/run/records/$1" 2>/dev/null | sed -n "s/^$2=//p"
+}
+# The pids of the service of a store (default $PGSNAP_HOME): whoever holds
+# its lock file open.
+service_pids() {
+	fuser "${1:-$PGSNAP_HOME}/run/service.lock" 2>/dev/null | tr -s ' ' '\n' | grep . || true
+}
+# svc VERB [key=value...]: one request to the store's service, the JSON
+# answer on stdout (test/svc.py); exit 3 when none runs.
+svc() { /usr/bin/python3 "$TEST_DIR/svc.py" "$@"; }
+# How many pool keepers the store's service runs (0 when none runs).
+nkeepers() {
+	svc status 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keepers"]))' 2>/dev/null || echo 0
+}
+# Milliseconds since the epoch.
+ms() { date +%s%3N; }
+# A session held open (psql reading a FIFO) until release_session.
+hold_session() {
+	rm -f "$TEST_TMP/hold"
+	mkfifo "$TEST_TMP/hold"
+	PGAPPNAME=held psql -X -q -d "$1" <"$TEST_TMP/hold" >/dev/null 2>&1 &
+	held=$!
+	exec 7>"$TEST_TMP/hold"
+	until_ok 10 test "$(q "$1" "select count(*) from pg_stat_activity where application_name = 'held'")" = 1
+}
+release_session() { exec 7>&-; wait "$held" 2>/dev/null; }
+# Wait until the wall clock passes $1 (ms since the epoch).
+past() { local t=$1; wait_for 30 eval '[ "$(ms)" -ge '"$t"' ]'; }
