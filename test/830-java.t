@@ -118,6 +118,21 @@ class FreshTest {
     void theClassDatabaseLasts() throws Exception {
         assertEquals("1", Sql.one(classDb, "select count(*) from pg_class where relname = 'class_table'"));
     }
+
+    @Nested
+    class Inner {
+        final String innerCtorUrl;
+
+        Inner(@PgsnapJdbcUrl String url) {
+            innerCtorUrl = url;
+        }
+
+        @Test
+        void oneDatabaseForBothConstructors(PgsnapDatabase db, @PgsnapJdbcUrl String url) throws Exception {
+            assertEquals(url, innerCtorUrl, "inner constructor");
+            sameEverywhere(db, url);
+        }
+    }
 }
 EOF
 cat >"$W/src/OptionsTest.java" <<'EOF'
@@ -321,11 +336,11 @@ summary() { printf '%s\n' "$1" | grep -E "^\[ +[0-9]+ tests $2 +\]" | tr -s ' ' 
 run launch -- --select-class FreshTest --select-class OptionsTest --select-class PlainExtendWithTest \
 	--select-class FailTest
 is "$rc" 1 "a failing test fails the run"
-is "$(summary "$out" failed) $(summary "$out" successful)" "1 10" \
+is "$(summary "$out" failed) $(summary "$out" successful)" "1 11" \
 	"FailTest.fails failed; FreshTest, OptionsTest, PlainExtendWithTest and FailTest.passes passed"
 [ "$(summary "$out" failed)" = 1 ] || diag "$out$err"
 like "$out" 'fails\(DataSource\) ✘ on purpose' "the one that failed is FailTest.fails"
-is "$(grep '^fresh ' <<<"$out" | awk '{ print $2 }' | sort -u | wc -l)" 2 "two tests, two clones"
+is "$(grep '^fresh ' <<<"$out" | awk '{ print $2 }' | sort -u | wc -l)" 3 "three tests, three clones"
 like "$err" 'removed the database of failed test FailTest\.fails\(\) \(PGSNAP_KEEP_FAILED=1 keeps it\)' \
 	"without PGSNAP_KEEP_FAILED: the failed test's database removed, saying how to keep it"
 no_clones "FreshTest, OptionsTest, FailTest"

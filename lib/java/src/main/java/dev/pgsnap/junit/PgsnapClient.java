@@ -65,7 +65,10 @@ public final class PgsnapClient {
             if (c != null)
                 c.close();
             c = null;
-            // The service went away: start it again, retry once.
+            // The service went away: the other idle connections were to
+            // it too.  Start it again, retry once.
+            for (Conn stale; (stale = idle.poll()) != null;)
+                stale.close();
             forgetSocket();
             try {
                 c = open();

@@ -115,12 +115,17 @@ public final class PgsnapExtension
     }
 
     /* Parameters are resolved in order: a lower or equal index than the
-     * pending one's is a new construction (the last one failed). */
+     * pending one's is a new construction (the last one failed).  An
+     * inner (@Nested) class's constructor shares the database its
+     * enclosing instance just took for the same test. */
     private static Lease constructorLease(Executable ctor, int index, ExtensionContext classCtx) {
         Pending p = PENDING.get();
+        Constructed outer = CONSTRUCTED.get();
         Lease lease;
         if (p != null && p.constructor.equals(ctor) && index > p.index) {
             lease = p.lease;
+        } else if (outer != null && encloses(outer.instance.getClass(), ctor.getDeclaringClass())) {
+            lease = outer.lease;
         } else {
             lease = new Lease(classCtx, true);
             // Until a test takes it over, the class owns it (and removes
@@ -129,6 +134,13 @@ public final class PgsnapExtension
         }
         PENDING.set(new Pending(ctor, index, lease));
         return lease;
+    }
+
+    private static boolean encloses(Class<?> outer, Class<?> inner) {
+        for (Class<?> c = inner.getEnclosingClass(); c != null; c = c.getEnclosingClass())
+            if (c == outer)
+                return true;
+        return false;
     }
 
     private static List<Lease> classLeases(ExtensionContext classCtx) {
