@@ -249,6 +249,16 @@ class FailTest {
     }
 }
 EOF
+cat >"$W/src/BadSnapshotTest.java" <<'EOF'
+import dev.pgsnap.junit.*;
+import org.junit.jupiter.api.*;
+
+class BadSnapshotTest {
+    @Test @Pgsnap(snapshot = "no-such-snapshot")
+    void cannotHaveIt(PgsnapDatabase db) {
+    }
+}
+EOF
 cat >"$W/src/KillTest.java" <<'EOF'
 import dev.pgsnap.junit.*;
 import java.nio.file.*;
@@ -334,12 +344,14 @@ summary() { printf '%s\n' "$1" | grep -E "^\[ +[0-9]+ tests $2 +\]" | tr -s ' ' 
 # Fresh databases, every injection point, the options; a failed test's
 # database is removed too, saying how to keep it.
 run launch -- --select-class FreshTest --select-class OptionsTest --select-class PlainExtendWithTest \
-	--select-class FailTest
+	--select-class FailTest --select-class BadSnapshotTest
 is "$rc" 1 "a failing test fails the run"
-is "$(summary "$out" failed) $(summary "$out" successful)" "1 11" \
-	"FailTest.fails failed; FreshTest, OptionsTest, PlainExtendWithTest and FailTest.passes passed"
-[ "$(summary "$out" failed)" = 1 ] || diag "$out$err"
-like "$out" 'fails\(DataSource\) ✘ on purpose' "the one that failed is FailTest.fails"
+is "$(summary "$out" failed) $(summary "$out" successful)" "2 11" \
+	"FreshTest, OptionsTest, PlainExtendWithTest and FailTest.passes passed"
+[ "$(summary "$out" failed)" = 2 ] || diag "$out$err"
+like "$out" 'fails\(DataSource\) ✘ on purpose' "FailTest.fails failed"
+like "$out" "cannotHaveIt\\(PgsnapDatabase\\) ✘ .*pgsnap service: no snapshot named 'no-such-snapshot'" \
+	"a test asking for a snapshot that does not exist fails with the service's message"
 is "$(grep '^fresh ' <<<"$out" | awk '{ print $2 }' | sort -u | wc -l)" 3 "three tests, three clones"
 like "$err" 'removed the database of failed test FailTest\.fails\(\) \(PGSNAP_KEEP_FAILED=1 keeps it\)' \
 	"without PGSNAP_KEEP_FAILED: the failed test's database removed, saying how to keep it"
