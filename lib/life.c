@@ -235,10 +235,13 @@ int life_claim(const pgsnap_store *s, life_victim *v, size_t n,
 		}
 		snprintf(cur.state, sizeof(cur.state), "stopping");
 		/* The process at work on it: gc leaves it alone while we
-		 * live; a crash of ours leaves a record gc can judge. */
+		 * live; a crash of ours leaves a record gc can judge.  A
+		 * lease's end is one step (its sessions are told to go): its
+		 * record goes at once, one update instead of two. */
 		cur.creator = getpid();
 		cur.creator_start = me_start;
-		if (registry_put(s, &cur, NULL) < 0)
+		if (clone_is_lease(&cur) && !v[i].orphan ?
+		    registry_del(s, cur.id) < 0 : registry_put(s, &cur, NULL) < 0)
 			continue;
 		if (cur.opts_sig[0])
 			registry_avail_del(s, cur.opts_sig, cur.id);

@@ -224,7 +224,11 @@ static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
 		pgsnap_err(err, ENOMEM, "out of memory");
 		return ST_FAIL;
 	}
-	r = clone_new_n(s, &ro, (size_t)count, v, err);
+	/* A database of a shared server: the fast path (handout.c). */
+	if (count == 1 && ro.shared > 0 && !ro.build_if_stale)
+		r = handout_shared(c->sv, s, &ro, v, err);
+	else
+		r = clone_new_n(s, &ro, (size_t)count, v, err);
 	if (r == 0) {
 		jb_raw(&b, "{\"ok\": true");
 		if (built.len) {
