@@ -249,6 +249,40 @@ class FailTest {
     }
 }
 EOF
+cat >"$W/src/PerClassTest.java" <<'EOF'
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.pgsnap.junit.*;
+import org.junit.jupiter.api.*;
+
+// One instance for the class: its constructor's database is the class's;
+// each test still gets its own.
+@Pgsnap
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class PerClassTest {
+    final PgsnapDatabase classDb;
+    PgsnapDatabase firstTestDb;
+
+    PerClassTest(PgsnapDatabase db) {
+        classDb = db;
+    }
+
+    @Test @Order(1)
+    void first(PgsnapDatabase db) throws Exception {
+        assertNotEquals(classDb.jdbcUrl(), db.jdbcUrl());
+        firstTestDb = db;
+        Sql.exec(classDb, "create table for_the_class (x int)");
+    }
+
+    @Test @Order(2)
+    void second(PgsnapDatabase db) throws Exception {
+        assertNotEquals(firstTestDb.jdbcUrl(), db.jdbcUrl());
+        assertNotEquals(classDb.jdbcUrl(), db.jdbcUrl());
+        assertEquals("1", Sql.one(classDb, "select count(*) from pg_class where relname = 'for_the_class'"));
+    }
+}
+EOF
 cat >"$W/src/BadSnapshotTest.java" <<'EOF'
 import dev.pgsnap.junit.*;
 import org.junit.jupiter.api.*;
@@ -344,10 +378,10 @@ summary() { printf '%s\n' "$1" | grep -E "^\[ +[0-9]+ tests $2 +\]" | tr -s ' ' 
 # Fresh databases, every injection point, the options; a failed test's
 # database is removed too, saying how to keep it.
 run launch -- --select-class FreshTest --select-class OptionsTest --select-class PlainExtendWithTest \
-	--select-class FailTest --select-class BadSnapshotTest
+	--select-class PerClassTest --select-class FailTest --select-class BadSnapshotTest
 is "$rc" 1 "a failing test fails the run"
-is "$(summary "$out" failed) $(summary "$out" successful)" "2 11" \
-	"FreshTest, OptionsTest, PlainExtendWithTest and FailTest.passes passed"
+is "$(summary "$out" failed) $(summary "$out" successful)" "2 13" \
+	"FreshTest, OptionsTest, PlainExtendWithTest, PerClassTest and FailTest.passes passed"
 [ "$(summary "$out" failed)" = 2 ] || diag "$out$err"
 like "$out" 'fails\(DataSource\) ✘ on purpose' "FailTest.fails failed"
 like "$out" "cannotHaveIt\\(PgsnapDatabase\\) ✘ .*pgsnap service: no snapshot named 'no-such-snapshot'" \

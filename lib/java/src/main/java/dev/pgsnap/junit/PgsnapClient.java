@@ -56,14 +56,17 @@ public final class PgsnapClient {
         try {
             if (c == null)
                 c = open();
+        } catch (IOException e) {
+            // open() kept trying until its deadline: no second round.
+            throw new PgsnapException("pgsnap service: " + verb + " failed: " + e.getMessage(), e);
+        }
+        try {
             answer = c.request(line);
         } catch (PgsnapException e) {
-            if (c != null)
-                c.close();
+            c.close();
             throw e;
         } catch (IOException first) {
-            if (c != null)
-                c.close();
+            c.close();
             c = null;
             // The service went away: the other idle connections were to
             // it too.  Start it again, retry once.

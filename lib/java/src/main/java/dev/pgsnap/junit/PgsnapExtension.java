@@ -44,7 +44,10 @@ import org.opentest4j.TestAbortedException;
 public final class PgsnapExtension
         implements BeforeEachCallback, AfterEachCallback, ParameterResolver, TestInstancePostProcessor {
     private static final Namespace NS = Namespace.create(PgsnapExtension.class);
-    private static final String DB = "database";
+    /* Two keys: a store also answers with its ancestors' values, and a
+     * test must not take its class's database for its own. */
+    private static final String DB = "test-database";
+    private static final String CLASS_DB = "class-database";
     private static final String CLASS_LEASES = "constructor-databases";
     private static final long PID = ProcessHandle.current().pid();
 
@@ -100,7 +103,7 @@ public final class PgsnapExtension
         else if (ex instanceof Constructor && !perClass(ec))
             db = constructorLease(ex, pc.getIndex(), ec).db;
         else
-            db = ec.getStore(NS).getOrComputeIfAbsent(DB, k -> new Lease(ec, false), Lease.class).db;
+            db = ec.getStore(NS).getOrComputeIfAbsent(CLASS_DB, k -> new Lease(ec, false), Lease.class).db;
         return pc.isAnnotated(PgsnapJdbcUrl.class) ? db.jdbcUrl() : db;
     }
 
@@ -230,8 +233,8 @@ public final class PgsnapExtension
         entry.put("pgsnap.log", db.log());
         entry.put("pgsnap.id", db.id());
         ec.publishReportEntry(entry);
-        // Runners print a failure's suppressed exceptions with it (the
-        // console launcher, Maven, Gradle): the URL is where one looks.
+        // Where one looks first: the console launcher, and any runner that
+        // prints a failure's whole stack trace, show it with the failure.
         failure.addSuppressed(new KeptDatabase(msg));
     }
 
