@@ -41,6 +41,10 @@ int new_opts_resolve(const pgsnap_store *s, const pgsnap_new_opts *in,
 	if (out->shared && out->keep)
 		return pgsnap_err(err, EINVAL, "-k with --shared: a shared "
 				  "server's files are not one test's to keep");
+	if (out->server_opts &&
+	    strlen(out->server_opts) >= sizeof(((pgsnap_clone *)0)->options))
+		return pgsnap_err(err, E2BIG, "-o: server options longer than "
+				  "%zu bytes", sizeof(((pgsnap_clone *)0)->options) - 1);
 	if (!out->worker)
 		out->worker = s->cfg.worker;
 	if (strlen(out->worker) >= sizeof(((pgsnap_clone *)0)->worker) ||
@@ -71,6 +75,12 @@ static void fill_template(const pgsnap_store *s, const pgsnap_new_opts *o,
 	c->keep = o->keep;
 	c->created_ms = now_ms();
 	c->dbs = o->shared;
+	/* For life_start: -t, -6 and -o stay with the clone (reset). */
+	if (o->tcp)
+		snprintf(c->host, sizeof(c->host), "127.0.0.1");
+	c->ipv6 = o->tcp && o->ipv6;
+	snprintf(c->options, sizeof(c->options), "%s",
+		 o->server_opts ? o->server_opts : "");
 }
 
 int new_prepare(pgsnap_store *s, const pgsnap_new_opts *o, new_prep *p,

@@ -124,6 +124,9 @@ typedef struct dbs_oids {
 int dbs_create(PGconn *c, int n, int pg_major, dbs_oids *out,
 	       pgsnap_error *err);
 void dbs_oids_free(dbs_oids *o);
+/* Database name (a plain identifier) made again as a copy of postgres,
+ * with its settings and ACL (a shared server's lease, reset). */
+int dbs_recreate(PGconn *c, const char *name, int pg_major, pgsnap_error *err);
 /* With the server stopped: files of the copies that are byte-identical to
  * postgres's become hard links to them. */
 typedef struct dbs_stats {
