@@ -141,7 +141,10 @@ typedef struct store_cfg {
 
 struct pgsnap_store {
 	char home[512];      /* snapshots live here (disk) */
-	char run[512];       /* clones, sockets, registry (RAM when possible) */
+	char run[512];       /* sockets, registry (RAM when possible) */
+	char clones[512];    /* the clones: run/clones, or the disk's */
+	char trash[512];     /* beside clones: a removed clone is renamed */
+	char clones_why[160];/* why clones are not in run/ (doctor) */
 	char bindir[512];    /* PostgreSQL binaries */
 	char pg_version[32]; /* "15.18" */
 	int pg_major;

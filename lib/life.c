@@ -50,7 +50,7 @@ static int record_new(const pgsnap_store *s, pgsnap_clone *c,
 		return r;
 	for (tries = 0; tries < 8; tries++) {
 		random_hex(c->id, 8);
-		snprintf(c->dir, sizeof(c->dir), "%s/clones/%s", s->run, c->id);
+		snprintf(c->dir, sizeof(c->dir), "%s/%s", s->clones, c->id);
 		snprintf(c->datadir, sizeof(c->datadir), "%s/data", c->dir);
 		sockdir_choose(s, c);
 		if (access(c->dir, F_OK) == 0)
@@ -327,7 +327,7 @@ static void release(const pgsnap_store *s, life_victim *v)
 	/* Renamed now, deleted later: the clone leaves its place at once,
 	 * whatever the cost of deleting its files. */
 	random_hex(rnd, 8);
-	snprintf(path, sizeof(path), "%s/trash/%s.%s", s->run, v->c.id, rnd);
+	snprintf(path, sizeof(path), "%s/%s.%s", s->trash, v->c.id, rnd);
 	if (rename(v->c.dir, path) < 0 && errno != ENOENT)
 		rm_rf(v->c.dir);
 }

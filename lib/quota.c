@@ -34,7 +34,7 @@ static long long store_bytes(const pgsnap_store *s)
 	snprintf(path, sizeof(path), "%s/snapshots", s->home);
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
 		sum += tree_bytes(fd);
-	snprintf(path, sizeof(path), "%s/clones", s->run);
+	snprintf(path, sizeof(path), "%s", s->clones);
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
 		sum += tree_bytes(fd);
 	return sum;

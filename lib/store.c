@@ -15,12 +15,15 @@
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 
 #ifndef PGSNAP_DEFAULT_BINDIR
 #define PGSNAP_DEFAULT_BINDIR "/usr/lib/postgresql/15/bin"
 #endif
 #define TMPFS_MAGIC_ 0x01021994
+/* A RAM filesystem smaller than this holds no clones (find_clones). */
+#define RAM_CLONES_MIN (512ull << 20)
 
 fs_ids fs_become(const pgsnap_store *s)
 {
@@ -207,6 +210,34 @@ static int find_paths(pgsnap_store *s, const pgsnap_store_opts *o,
 	else
 		snprintf(s->run, sizeof(s->run), "%s/run", s->home);
 	return 0;
+}
+
+/* Clones live beside the registry, on RAM when it is there, unless that
+ * RAM filesystem is too small to hold a useful number of them: a
+ * container's /dev/shm is 64 MB, two copy clones of the default snapshot.
+ * Then they go to the disk store (the registry and sockets stay). */
+static void find_clones(pgsnap_store *s, bool explicit_home)
+{
+	struct statvfs v;
+	unsigned long long total;
+	char where[600];
+
+	snprintf(s->clones, sizeof(s->clones), "%s/clones", s->run);
+	snprintf(s->trash, sizeof(s->trash), "%s/trash", s->run);
+	s->clones_why[0] = '\0';
+	snprintf(where, sizeof(where), "%s", s->run);
+	/* The run directory may not exist yet: its parent tells. */
+	if (statvfs(where, &v) < 0 && (!strrchr(where, '/') ||
+	    (*strrchr(where, '/') = '\0', statvfs(where, &v) < 0)))
+		return;
+	total = (unsigned long long)v.f_blocks * v.f_frsize;
+	if (explicit_home || !is_tmpfs(where) || total >= RAM_CLONES_MIN)
+		return;
+	snprintf(s->clones, sizeof(s->clones), "%s/clones", s->home);
+	snprintf(s->trash, sizeof(s->trash), "%s/trash", s->home);
+	snprintf(s->clones_why, sizeof(s->clones_why), "%s holds %llu MiB in "
+		 "all, too little for clones: they live on disk", where,
+		 total >> 20);
 }
 
 /* A store directory must be ours (or root's) and not writable by others
@@ -420,6 +451,8 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 	    (r = find_paths(s, o, err)) < 0 ||
 	    (r = find_bindir(s, o, err)) < 0)
 		return r;
+	find_clones(s, (o && o->home) || (getenv("PGSNAP_HOME") &&
+					   *getenv("PGSNAP_HOME")));
 	if (strpbrk(s->home, "\t\n\r") || strpbrk(s->run, "\t\n\r"))
 		return pgsnap_err(err, EINVAL,
 			"the store path (PGSNAP_HOME) holds a tab or newline: "
@@ -429,14 +462,11 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 	    (r = path_join(p, sizeof(p), s->home, "snapshots")) < 0 ||
 	    (r = make_dir(s, p, true, err)) < 0 ||
 	    (r = make_dir(s, s->run, false, err)) < 0 ||
-	    (r = path_join(p, sizeof(p), s->run, "clones")) < 0 ||
-	    (r = make_dir(s, p, true, err)) < 0 ||
-	    (r = path_join(p, sizeof(p), s->run, "trash")) < 0 ||
-	    (r = make_dir(s, p, true, err)) < 0)
+	    (r = make_dir(s, s->clones, true, err)) < 0 ||
+	    (r = make_dir(s, s->trash, true, err)) < 0)
 		return r == -ENAMETOOLONG ?
 			pgsnap_err(err, r, "store path too long: %s", s->home) : r;
-	if (path_join(p, sizeof(p), s->run, "clones") == 0)
-		spread_subdirs(s, p);
+	spread_subdirs(s, s->clones);
 	if ((r = registry_init(s, err)) < 0)
 		return r;
 	read_boot_id(s->boot_id, sizeof(s->boot_id));
