@@ -96,6 +96,7 @@ static void gather(const gc_pass *g, const pgsnap_clone *c, judge_facts *f)
 
 	memset(f, 0, sizeof(*f));
 	f->clients = -1;
+	f->paths_valid = clone_paths_valid(g->s, c);
 	f->creator_alive = proc_alive(c->creator, c->creator_start);
 	f->server_alive = proc_alive(c->pid, c->pid_start);
 	f->dir_exists = dir_exists(c->dir);

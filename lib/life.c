@@ -254,14 +254,18 @@ int life_claim(const pgsnap_store *s, life_victim *v, size_t n,
 }
 
 /* Stop every claimed server at once, then wait for them together. */
-static void stop_all(life_victim *v, size_t n, const life_end_opts *o)
+static void stop_all(const pgsnap_store *s, life_victim *v, size_t n,
+		     const life_end_opts *o)
 {
 	int64_t deadline;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		v[i].spid = 0;
-		if (!v[i].taken || v[i].other_boot)
+		/* Nothing is signalled or removed on the word of a record
+		 * that names paths pgsnap never makes: only it goes. */
+		if (!v[i].taken || v[i].other_boot ||
+		    !clone_paths_valid(s, &v[i].c))
 			continue;
 		/* A lease's server is its shared server's: only the
 		 * lease's own sessions end. */
@@ -369,9 +373,9 @@ void life_end(const pgsnap_store *s, life_victim *v, size_t n,
 	for (i = 0; i < n; i++)
 		v[i].keep_files = o->honor_keep && v[i].c.keep && !v[i].orphan &&
 				  !clone_is_lease(&v[i].c);
-	stop_all(v, n, o);
+	stop_all(s, v, n, o);
 	for (i = 0; i < n; i++) {
-		if (!v[i].taken)
+		if (!v[i].taken || !clone_paths_valid(s, &v[i].c))
 			continue;
 		if (!clone_is_lease(&v[i].c)) {
 			release(s, &v[i]);
