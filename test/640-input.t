@@ -147,7 +147,8 @@ alive 1; is "$?" 0 "pid 1 of the record was not signalled"
 # pid is dead: a victim by every other rule).
 sed -i 's/pid=1$/pid=999999/' "$PGSNAP_HOME/run/records/deadbeef"
 run "$PGSNAP" gc --dry-run
-like "$out" "would remove clone deadbeef: its record names paths outside the store|^$" "gc would remove such a record (unless the service did already)"
+ok "$([ -z "$out" ] || grep -q 'would remove clone deadbeef: its record names paths outside the store' <<<"$out"; echo $?)" \
+	"gc would remove such a record (unless the service did already)"
 "$PGSNAP" gc >/dev/null
 ok "$([ ! -e "$PGSNAP_HOME/run/records/deadbeef" ]; echo $?)" "the record is gone"
 is "$(cat "$TEST_TMP/victim/file" 2>/dev/null)" precious "and leaves the directory it named alone"
