@@ -6,11 +6,11 @@
  * PKGLIBDIR; shared_preload_libraries loads libraries at every start.  An
  * upgraded package changes those files and not the recipe, so the key
  * takes their bytes: the control file (default_version, requires), the
- * script for default_version (or, for an extension reached through an
- * update chain, every NAME--*.sql), the library named by module_pathname
- * and every NAME.so or NAME-*.so (versioned names such as postgis-3.so;
- * libraries named only inside the scripts), and the same for each
- * extension it requires, since CASCADE creates them too.  Their hashes are
+ * install script for default_version when there is one, the library
+ * named by module_pathname and every NAME.so or NAME-*.so (versioned
+ * names such as postgis-3.so; libraries named only inside the scripts),
+ * and the same for each extension it requires, since CASCADE creates them
+ * too.  Their hashes are
  * kept in the key cache like any input: a key check only stats them.
  *
  * A missing file is an error here, before anything is built, in one line
@@ -42,6 +42,7 @@ typedef struct ext_walk {
 	const pgsnap_store *s;
 	pg_dirs d;
 	ext_parts *out;
+	bool check;          /* only what may be missing: no listing */
 	pgsnap_error *err;
 } ext_walk;
 
@@ -94,10 +95,14 @@ static int pg_dirs_get(const pgsnap_store *s, pg_dirs *d, pgsnap_error *err)
 		return 0;
 	n = spawn_capture(prog, argv, &o, PG_CONFIG_TIMEOUT_MS, out,
 			  sizeof(out));
-	if (n < 0 || two_dirs(out, d) < 0)
+	if (n < 0 || two_dirs(out, d) < 0) {
+		for (char *c = out; n >= 0 && *c; c++)
+			if (*c == '\n')
+				*c = ' ';
 		return pgsnap_err(err, EIO, "cannot tell where extensions are "
 			"installed ('%s --sharedir --pkglibdir' said: %.100s)",
 			prog, n < 0 ? strerror((int)-n) : out);
+	}
 	/* Best effort: without it the next key check asks again. */
 	n = snprintf(line, sizeof(line), "%s\n%s\n%s\n", stamp, d->share,
 		     d->lib);
@@ -283,41 +288,43 @@ static int part_add(ext_walk *w, const char *tag, const char *text, bool file)
 	return 0;
 }
 
-static int cmp_names(const struct dirent **a, const struct dirent **b)
+static int cmp_parts(const void *a, const void *b)
 {
-	return strcmp((*a)->d_name, (*b)->d_name);
+	return strcmp(((const ext_part *)a)->text, ((const ext_part *)b)->text);
 }
 
 /* Files of dir named NAME + suffix or NAME + sep + ... + suffix, in name
- * order. */
+ * order.  Only the matches are kept and sorted. */
 static int add_files(ext_walk *w, const char *dir, const char *name,
 		     const char *sep, const char *suffix, const char *tag)
 {
-	struct dirent **ents = NULL;
 	size_t nl = strlen(name), sl = strlen(suffix), pl = strlen(sep);
+	size_t first = w->out->n;
 	char path[PATH_MAX];
-	int n, i, r = 0;
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int r = 0;
 
-	n = scandir(dir, &ents, NULL, cmp_names);
-	if (n < 0)
+	if (!d)
 		return pgsnap_errno(w->err, errno, "cannot read %s", dir);
-	for (i = 0; i < n; i++) {
-		const char *nm = ents[i]->d_name, *rest = nm + nl;
+	while (r == 0 && (e = readdir(d))) {
+		const char *rest = e->d_name + nl;
 		size_t rl;
 
-		if (r < 0 || strncmp(nm, name, nl))
+		if (strncmp(e->d_name, name, nl))
 			continue;
 		rl = strlen(rest);
 		if (rl < sl || strcmp(rest + rl - sl, suffix) ||
 		    (rl > sl && strncmp(rest, sep, pl)))
 			continue;
-		if (snprintf(path, sizeof(path), "%s/%s", dir, nm) <
+		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) <
 		    (int)sizeof(path))
 			r = part_add(w, tag, path, true);
 	}
-	for (i = 0; i < n; i++)
-		free(ents[i]);
-	free(ents);
+	closedir(d);
+	/* One directory, so the order of the paths is that of the names. */
+	qsort(w->out->v + first, w->out->n - first, sizeof(ext_part),
+	      cmp_parts);
 	return r;
 }
 
@@ -381,11 +388,12 @@ static int ext_walk_one(ext_walk *w, const char *name, const char *by,
 	}
 	control_value(text, "default_version", version, sizeof(version));
 	snprintf(path, sizeof(path), "%s/%s--%s.sql", sdir, name, version);
-	if (version[0] && access(path, F_OK) == 0)
-		r = part_add(w, "ext-script", path, true);
-	else
-		r = add_files(w, sdir, name, "--", ".sql", "ext-script");
-	if (r < 0)
+	/* One reached through update scripts (pg_stat_statements) is left
+	 * to its control file and library, which its package changes too:
+	 * finding the chain means listing a directory of a thousand files
+	 * (with PostGIS), which costs more than the rest of a key check. */
+	if (version[0] && access(path, F_OK) == 0 &&
+	    (r = part_add(w, "ext-script", path, true)) < 0)
 		return r;
 
 	control_value(text, "module_pathname", module, sizeof(module));
@@ -402,7 +410,8 @@ static int ext_walk_one(ext_walk *w, const char *name, const char *by,
 		if ((r = part_add(w, "ext-lib", path, true)) < 0)
 			return r;
 	}
-	return add_files(w, w->d.lib, name, "-", ".so", "ext-lib");
+	return w->check ? 0 : add_files(w, w->d.lib, name, "-", ".so",
+					"ext-lib");
 }
 
 /* The last shared_preload_libraries setting of the recipe, if any. */
@@ -447,10 +456,10 @@ static int preload_walk(ext_walk *w, const char *value)
 	return 0;
 }
 
-int ext_parts_of(pgsnap_store *s, const recipe *r, ext_parts *out,
-		 pgsnap_error *err)
+static int walk(pgsnap_store *s, const recipe *r, ext_parts *out,
+		bool check, pgsnap_error *err)
 {
-	ext_walk w = { .s = s, .out = out, .err = err };
+	ext_walk w = { .s = s, .out = out, .check = check, .err = err };
 	char preload[4096];
 	bool any = preload_setting(r, preload, sizeof(preload)) && preload[0];
 	bool libs = any;
@@ -475,6 +484,12 @@ int ext_parts_of(pgsnap_store *s, const recipe *r, ext_parts *out,
 	return rc;
 }
 
+int ext_parts_of(pgsnap_store *s, const recipe *r, ext_parts *out,
+		 pgsnap_error *err)
+{
+	return walk(s, r, out, false, err);
+}
+
 void ext_parts_free(ext_parts *p)
 {
 	size_t i;
@@ -488,7 +503,7 @@ void ext_parts_free(ext_parts *p)
 int ext_check(pgsnap_store *s, const recipe *r, pgsnap_error *err)
 {
 	ext_parts p;
-	int rc = ext_parts_of(s, r, &p, err);
+	int rc = walk(s, r, &p, true, err);
 
 	ext_parts_free(&p);
 	return rc;
