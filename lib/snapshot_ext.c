@@ -353,7 +353,9 @@ static int ext_walk_one(ext_walk *w, const char *name, const char *by,
 		    !strcmp(w->out->v[i].text, name))
 			return 0;
 	ext_label(name, by, label, sizeof(label));
-	if (!name[0] || strchr(name, '/'))
+	/* PostgreSQL's own rules: a name (at most NAMEDATALEN - 1 bytes)
+	 * that is not a path. */
+	if (!name[0] || strlen(name) > 63 || strchr(name, '/'))
 		return pgsnap_err(w->err, EINVAL, "%s: not an extension name",
 				  label);
 	if (depth > MAX_REQUIRES_DEPTH)
