@@ -12,6 +12,9 @@ test="psql:postgresql-client perl xfsprogs util-linux procps psmisc python3 pyth
 test="$test libclang-rt-14-dev"
 # JUnit 5 and its console launcher, for lib/java (test 830).
 test="$test junit5"
+# A real extension package for test/340 (PostGIS and its ~45 libraries:
+# GDAL, GEOS, PROJ...).
+test="$test postgresql-15-postgis-3"
 bench="hyperfine python3-testing.postgresql libtest-postgresql-perl"
 
 want=""
