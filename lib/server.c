@@ -158,7 +158,9 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 	 * and it should face local users, not the network. */
 	snprintf(listen, sizeof(listen), "listen_addresses=%s",
 		 !st->tcp ? "" : st->ipv6 ? "127.0.0.1,::1" : "127.0.0.1");
-	argv[argc++] = "postgres";
+	/* The full path: postgres finds its installation (sharedir,
+	 * pkglibdir) from argv[0], through PATH when it is a bare name. */
+	argv[argc++] = prog;
 	argv[argc++] = "-D";
 	argv[argc++] = st->datadir;
 	argv[argc++] = "-k";
