@@ -22,6 +22,7 @@
 
 struct svc_client {
 	int fd;
+	char config[20];             /* the service's settings (store_cfg) */
 	size_t len;
 	char buf[PROTO_LINE_MAX];
 };
@@ -151,9 +152,16 @@ again:
 			goto again;
 		return r;
 	}
+	snprintf(c->config, sizeof(c->config), "%s",
+		 json_str(&doc, json_get(&doc, doc.nodes, "config")) ?: "");
 	json_free(&doc);
 	*out = c;
 	return 0;
+}
+
+bool client_same_config(const svc_client *c, const pgsnap_store *s)
+{
+	return !strcmp(c->config, s->cfg.sig);
 }
 
 void client_close(svc_client *c)

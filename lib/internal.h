@@ -137,6 +137,10 @@ typedef struct store_cfg {
 	long snapshot_ttl_s;       /* PGSNAP_SNAPSHOT_TTL: unused (0: kept) */
 	char lock_trace[256];      /* PGSNAP_LOCK_TRACE: a file, for the bench */
 	char test_pause[32];       /* PGSNAP_TEST_PAUSE (tests) */
+	/* What makes the work of this process differ from another's on the
+	 * same store (the binaries, the settings, as 16 hex): the service
+	 * does a caller's work only when it has the same. */
+	char sig[20];
 } store_cfg;
 
 struct pgsnap_store {

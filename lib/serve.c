@@ -540,6 +540,7 @@ static int hello(conn *c)
 	jb_field_int(&b, "protocol", PROTO_VERSION);
 	jb_field(&b, "version", PGSNAP_VERSION);
 	jb_field_int(&b, "pid", getpid());
+	jb_field(&b, "config", c->sv->s->cfg.sig);
 	jb_raw(&b, "}\n");
 	r = answer(c, &b);
 	free(b.p);

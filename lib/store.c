@@ -6,6 +6,7 @@
  * are throwaway).  PGSNAP_HOME, when set, holds both.
  */
 #include "internal.h"
+#include "sha256.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -436,6 +437,30 @@ static int find_settings(pgsnap_store *s, pgsnap_error *err)
 	return 0;
 }
 
+static void config_sig(pgsnap_store *s)
+{
+	static const char *const vars[] = {
+		"PGSNAP_COPY_IMPL", "PGSNAP_URING_WORKERS",
+		"PGSNAP_CLONE_LARGE_MB", "PGSNAP_POOL_TTL", "PGSNAP_MAX_CLONES",
+		"PGSNAP_MAX_BYTES", "PGSNAP_SNAPSHOT_TTL", "PGSNAP_LOCK_TRACE",
+	};
+	unsigned char d[32];
+	char hex[65];
+	sha256_ctx h;
+	size_t i;
+
+	sha256_init(&h);
+	sha256_update(&h, s->bindir, strlen(s->bindir) + 1);
+	sha256_update(&h, s->home, strlen(s->home) + 1);
+	for (i = 0; i < ARRAY_SIZE(vars); i++) {
+		const char *v = getenv(vars[i]);
+		sha256_update(&h, v ? v : "", v ? strlen(v) + 1 : 1);
+	}
+	sha256_final(&h, d);
+	sha256_hex(d, hex);
+	snprintf(s->cfg.sig, sizeof(s->cfg.sig), "%.16s", hex);
+}
+
 int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 		      pgsnap_error *err)
 {
@@ -453,6 +478,7 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 		return r;
 	find_clones(s, (o && o->home) || (getenv("PGSNAP_HOME") &&
 					   *getenv("PGSNAP_HOME")));
+	config_sig(s);
 	if (strpbrk(s->home, "\t\n\r") || strpbrk(s->run, "\t\n\r"))
 		return pgsnap_err(err, EINVAL,
 			"the store path (PGSNAP_HOME) holds a tab or newline: "
