@@ -527,6 +527,12 @@ static int hello(conn *c)
 	size_t len;
 	int r = read_line(c, &line, &len);
 
+	if (c->refused) {
+		pgsnap_err(&e, EACCES, "uid %u may not use this store (its owner "
+			   "is uid %u)", c->uid, (unsigned)geteuid());
+		fail(c, &e, ST_FAIL);
+		return -EACCES;
+	}
 	if (r <= 0 && r != -EILSEQ)
 		return r == 0 ? -EPIPE : r;
 	if (r < 0 || strcmp(line, PROTO_HELLO)) {

@@ -338,20 +338,6 @@ static bool peer_allowed(int fd, uid_t *uid)
 	return cr.uid == 0 || cr.uid == geteuid();
 }
 
-static void refuse(int fd, uid_t uid)
-{
-	pgsnap_error e = { 0 };
-	jbuf b = { 0 };
-
-	pgsnap_err(&e, EACCES, "uid %u may not use this store (its owner is "
-		   "uid %u)", (unsigned)uid, (unsigned)geteuid());
-	proto_error(&b, &e, 1);
-	if (!b.oom)
-		send(fd, b.p, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	free(b.p);
-	close(fd);
-}
-
 static void start_conn(service *sv, int fd)
 {
 	pthread_attr_t at;
@@ -359,11 +345,15 @@ static void start_conn(service *sv, int fd)
 	conn *c;
 	uid_t uid = (uid_t)-1;
 
-	if (!peer_allowed(fd, &uid)) {
-		refuse(fd, uid);
-		return;
-	}
 	c = calloc(1, sizeof(*c));
+	if (c && !peer_allowed(fd, &uid)) {
+		/* Its first line is read, then answered with why (a client
+		 * that wrote first would see a broken pipe otherwise). */
+		struct timeval tv = { 2, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		c->refused = true;
+		c->uid = (unsigned)uid;
+	}
 	pthread_mutex_lock(&sv->mu);
 	if (!c || sv->conns >= MAX_CONNS) {
 		pthread_mutex_unlock(&sv->mu);

@@ -41,6 +41,8 @@ typedef struct service {
 typedef struct conn {
 	service *sv;
 	int fd;
+	bool refused;                /* another user's: told so, then closed */
+	unsigned uid;
 	size_t len;                  /* bytes read into buf */
 	char buf[PROTO_LINE_MAX];
 } conn;
