@@ -2,14 +2,17 @@
  * reset.c - the same clone, back to its snapshot: same URL, port, socket
  * and password, the data as the snapshot has it.
  *
- * A server of its own: its sessions are ended (fast shutdown: they read
- * "terminating connection due to administrator command"), the engine's
+ * A server of its own: its sessions are ended (immediate shutdown: they
+ * read "terminating connection due to immediate shutdown command"; a
+ * shutdown checkpoint would be wasted on files about to go), the engine's
  * work undone and the data directory (or overlay layers) moved to the
  * trash, the snapshot cloned again into the same directory and the server
  * started on the same socket and port with the same options.  A lease of
- * a shared server: its database is dropped (its sessions ended the same
- * way) and the server's last unused database, a copy of the same
- * snapshot, renamed to its name; when none is left, a new copy made.
+ * a shared server: its database's sessions are terminated, the database
+ * renamed away (dropped later, with the server) and the server's last
+ * unused database, a copy of the same snapshot, renamed to its name; when
+ * none is left, a new copy made.  Renames, not DROP DATABASE: a drop
+ * forces a checkpoint.
  *
  * The record says "resetting" while it happens (creator = us): a reset
  * whose process dies is taken over by the next one, and gc finishes one
@@ -24,6 +27,7 @@
 #include "snapshot.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,7 +94,6 @@ static int trash_data(const pgsnap_store *s, const char *dir,
 			return pgsnap_errno(err, errno, "cannot move %s away",
 					    from);
 	}
-	trash_kick(s);
 	return 0;
 }
 
@@ -110,9 +113,8 @@ static int reset_server(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 				  "'%s'", c->id, c->method);
 	if ((r = snapshot_check(s, c->snapshot, err)) < 0)
 		return pgsnap_err_wrap(err, r, "clone %s", c->id);
-	/* Its sessions are told to go (fast shutdown), then it stops. */
 	if ((pid = find_server(c, &start)) > 0 &&
-	    (r = server_stop(pid, start, RESET_STOP_MS)) < 0)
+	    (r = server_quit(pid, start, RESET_STOP_MS)) < 0)
 		return pgsnap_errno(err, r, "cannot stop server %d of clone %s",
 				    (int)pid, c->id);
 	c->pid = 0;
@@ -167,10 +169,33 @@ static int take_spare(const pgsnap_store *s, pgsnap_clone *srv, void *arg)
 	return REG_PUT;
 }
 
+/* Terminate the sessions on db and rename it to away: the rename fails
+ * while a terminated session is still on its way out, so it is tried
+ * again for a while. */
+static int rename_away(PGconn *conn, const char *db, const char *away,
+		       pgsnap_error *err)
+{
+	char sql[300];
+	int64_t deadline = mono_us() + RESET_STOP_MS * 1000LL;
+	int r;
+
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s RENAME TO %s", db, away);
+	for (;;) {
+		char kill[300];
+		snprintf(kill, sizeof(kill), "SELECT pg_terminate_backend(pid) "
+			 "FROM pg_stat_activity WHERE datname = '%s'", db);
+		if ((r = sql_exec(conn, kill, err)) < 0)
+			return r;
+		if ((r = sql_exec(conn, sql, err)) == 0 || mono_us() > deadline)
+			return r;
+		poll(NULL, 0, 2);
+	}
+}
+
 static int reset_lease(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 {
 	cleanup_pgconn PGconn *conn = NULL;
-	char sql[200];
+	char sql[200], away[64], rnd[9];
 	spare sp = { c->id, 0 };
 	int r;
 
@@ -179,10 +204,9 @@ static int reset_lease(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 				  "not running", c->id);
 	if ((r = sql_connect(c->sockdir, c->port, "template1", &conn, err)) < 0)
 		return pgsnap_err_wrap(err, r, "clone %s", c->id);
-	/* WITH (FORCE) ends the database's sessions first. */
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-		 c->dbname);
-	if ((r = sql_exec(conn, sql, err)) < 0)
+	random_hex(rnd, 8);
+	snprintf(away, sizeof(away), "pgsnap_reset_%s", rnd);
+	if ((r = rename_away(conn, c->dbname, away, err)) < 0)
 		return pgsnap_err_wrap(err, r, "clone %s", c->id);
 	if ((r = registry_edit(s, c->parent, take_spare, &sp, err)) < 0)
 		return r;
@@ -220,10 +244,12 @@ int clone_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
 	r = clone_is_lease(&c) ? reset_lease(s, &c, err) :
 		reset_server(s, &c, err);
 	/* Ready again, with a server or (failed) none: gc or another reset
-	 * takes it from there. */
+	 * takes it from there.  The old files go after the answer. */
 	if (registry_edit(s, c.id, settle_reset, &c, NULL) < 0 && r == 0)
 		r = pgsnap_err(err, ESTALE, "clone %s was removed during its "
 			       "reset", c.id);
+	if (!clone_is_lease(&c))
+		trash_kick(s);
 	if (r == 0 && out) {
 		snprintf(c.state, sizeof(c.state), "ready");
 		c.creator = 0;
