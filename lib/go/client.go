@@ -90,32 +90,50 @@ func (c *client) roundTrip(req string, restart bool) ([]byte, error) {
 	return c.readLine()
 }
 
+// startTries bounds the `service start`s of one connect: a service with
+// nothing to watch leaves at once, and may do so between `service start`
+// printing its socket and our connecting to it.
+const startTries = 5
+
+// connect connects to the known socket (PGSNAP_SOCKET at first), else, or
+// when nobody is there, to the one `service start` prints; restart
+// starts the service first.
 func (c *client) connect(restart bool) error {
-	if restart || c.path == "" {
-		if p := os.Getenv("PGSNAP_SOCKET"); p != "" && !restart {
-			c.path = p
-		} else {
-			p, err := startService()
-			if err != nil {
-				return err
+	if c.path == "" && !restart {
+		c.path = os.Getenv("PGSNAP_SOCKET")
+	}
+	var err error
+	for try := 0; try < startTries; try++ {
+		if c.path == "" || restart || try > 0 {
+			var p string
+			if p, err = startService(); err != nil {
+				continue
 			}
 			c.path = p
 		}
-	}
-	conn, err := net.Dial("unix", c.path)
-	if err != nil && gone(err) && !restart {
-		// The service left (it does once nothing is left to watch):
-		// start it again.
-		if c.path, err = startService(); err != nil {
+		if err = c.dial(); err == nil || !gone(err) {
 			return err
 		}
-		conn, err = net.Dial("unix", c.path)
 	}
+	return err
+}
+
+// dial connects and says hello.
+func (c *client) dial() error {
+	conn, err := net.Dial("unix", c.path)
 	if err != nil {
 		return err
 	}
 	c.conn, c.r = conn, bufio.NewReaderSize(conn, 16384)
-	if _, err := io.WriteString(conn, "pgsnap 1\n"); err != nil {
+	if err := c.hello(); err != nil {
+		c.close()
+		return err
+	}
+	return nil
+}
+
+func (c *client) hello() error {
+	if _, err := io.WriteString(c.conn, "pgsnap 1\n"); err != nil {
 		return err
 	}
 	hello, err := c.readLine()

@@ -205,6 +205,29 @@ func TestServiceGoneIsRestarted(t *testing.T) {
 	}
 }
 
+// A service with nothing to do leaves at once, maybe before we connect:
+// `service start` is run again.
+func TestServiceLeavesBeforeWeConnect(t *testing.T) {
+	f := startFake(t, func(string) string { return cloneAnswer("c3") })
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pgsnap")
+	// The first two starts print a socket nobody listens on any more.
+	script := "#!/bin/sh\necho >> " + dir + "/started\n" +
+		"if [ $(wc -l < " + dir + "/started) -le 2 ]; then echo " + dir + "/gone.sock; else echo " + f.path + "; fi\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGSNAP_SOCKET", "")
+	t.Setenv("PGSNAP_BIN", bin)
+	if _, err := Create(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	started, _ := os.ReadFile(filepath.Join(dir, "started"))
+	if n := strings.Count(string(started), "\n"); n != 3 {
+		t.Errorf("service start ran %d times, want 3", n)
+	}
+}
+
 func TestServiceCannotStart(t *testing.T) {
 	resetService()
 	t.Cleanup(resetService)
