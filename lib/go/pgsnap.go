@@ -45,8 +45,8 @@ type Options struct {
 	// TCP makes the server listen on 127.0.0.1 too, with a password
 	// (Host, Port and Password then name it).
 	TCP bool
-	// Now mocks now(): a timestamp ("2021-06-06 12:00:00+00"), or "clock"
-	// for a clock that starts there and runs.
+	// Now mocks now(): a fixed timestamp ("2021-06-06 12:00:00+00"), or
+	// "clock": now() is clock_timestamp(), moving within a transaction.
 	Now string
 	// ServerOptions are extra postgres options ("-c work_mem=64MB").
 	ServerOptions string
@@ -110,6 +110,7 @@ func New(t testing.TB, opts ...Options) *Clone {
 		t.Fatalf("pgsnap.New: %v", err)
 	}
 	t.Cleanup(func() {
+		t.Helper() // log at the test's call of New
 		if t.Failed() && keep {
 			t.Logf("pgsnap: kept the database of this failed test (remove it with: pgsnap rm %s)\n"+
 				"url:        %s\nconninfo:   %s\nserver log: %s", c.ID, c.URL, c.Conninfo, c.Log)
