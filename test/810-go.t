@@ -311,6 +311,50 @@ func TestTCP(t *testing.T) {
 }
 EOF
 
+# TestMain's route: one server for the package, made before its tests and
+# removed after them (through the service restarted meanwhile).
+cat >"$M/c/main_test.go" <<'EOF'
+package c
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"testing"
+
+	"pgsnap"
+)
+
+var server *pgsnap.Clone
+
+func TestMain(m *testing.M) {
+	var err error
+	if server, err = pgsnap.Create(pgsnap.Options{Server: true}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := server.Remove(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func TestFromMain(t *testing.T) {
+	t.Parallel()
+	db, err := sql.Open("postgres", server.Conninfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("select 40 + 2").Scan(&n); err != nil || n != 42 {
+		t.Fatalf("got %d, %v", n, err)
+	}
+}
+EOF
+
 # keep: two failing tests, one keeping its database by option, one by
 # PGSNAP_KEEP_FAILED; a passing one.
 helpers keep >"$M/keep/helpers_test.go"
