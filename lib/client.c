@@ -116,6 +116,7 @@ int client_open(const pgsnap_store *s, bool start, svc_client **out,
 	*out = NULL;
 	if ((r = service_sock_path(s, path, sizeof(path))) < 0)
 		return pgsnap_err(err, r, "no path for the service socket");
+again:
 	for (;;) {
 		fd = connect_once(path);
 		if (fd >= 0)
@@ -145,6 +146,9 @@ int client_open(const pgsnap_store *s, bool start, svc_client **out,
 	c->len = 0;
 	if ((r = client_call(c, PROTO_HELLO "\n", &doc, err)) < 0) {
 		client_close(c);
+		/* A service leaving as we came: start another (bounded). */
+		if (r == -ECONNRESET && start && mono_us() < deadline)
+			goto again;
 		return r;
 	}
 	json_free(&doc);

@@ -148,7 +148,7 @@ static int judge_orphan(gc_pass *g, const char *id)
 
 	memset(&c, 0, sizeof(c));
 	snprintf(c.id, sizeof(c.id), "%s", id);
-	snprintf(c.dir, sizeof(c.dir), "%s/clones/%s", g->s->run, id);
+	snprintf(c.dir, sizeof(c.dir), "%s/%s", g->s->clones, id);
 	snprintf(c.datadir, sizeof(c.datadir), "%s/data", c.dir);
 	sockdir_choose(g->s, &c); /* where new put it: maybe a short one */
 	snprintf(c.boot_id, sizeof(c.boot_id), "%s", g->s->boot_id);
@@ -195,7 +195,7 @@ static int judge_all(gc_pass *g, pgsnap_error *err)
 	qsort(g->by_id, g->sc.n, sizeof(*g->by_id), cmp_id);
 	for (i = 0; i < g->sc.n && r == 0; i++)
 		r = judge_one(g, &g->sc.v[i]);
-	snprintf(dir, sizeof(dir), "%s/clones", g->s->run);
+	snprintf(dir, sizeof(dir), "%s", g->s->clones);
 	d = opendir(dir);
 	if (!d && errno != ENOENT)
 		return pgsnap_errno(err, errno, "cannot read %s", dir);
@@ -271,7 +271,7 @@ static void empty_trash(gc_pass *g)
 	struct dirent *e;
 	bool any = false;
 
-	snprintf(dir, sizeof(dir), "%s/trash", g->s->run);
+	snprintf(dir, sizeof(dir), "%s", g->s->trash);
 	d = opendir(dir);
 	while (d && (e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
@@ -351,6 +351,7 @@ int gc_run(const pgsnap_store *s, const gc_opts *o, gc_result *res,
 	report_all(&g, g.v, g.nv, "remove", &res->removed);
 	report_all(&g, g.ad, g.nad, "recover", &res->adopted);
 	res->removed_files += registry_drop_stale_tmp(s);
+	res->removed_files += sockdir_short_gc();
 	empty_trash(&g);
 out:
 	free(g.v);

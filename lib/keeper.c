@@ -39,7 +39,7 @@ struct keeper {
 	pthread_cond_t done;
 };
 
-static void variant_key(const pgsnap_new_opts *o, char *buf, size_t len)
+void keeper_variant_key(const pgsnap_new_opts *o, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s|%d|%d|%d|%s|%s|%d",
 		 o->snapshot ? o->snapshot : "default", (int)o->method, o->tcp,
@@ -229,7 +229,7 @@ void keeper_want(service *sv, const pgsnap_new_opts *o)
 	pthread_t th;
 	keeper *k;
 
-	variant_key(o, key, sizeof(key));
+	keeper_variant_key(o, key, sizeof(key));
 	pthread_mutex_lock(&sv->mu);
 	for (k = sv->keepers; k && strcmp(k->key, key); k = k->next)
 		;
@@ -250,6 +250,25 @@ void keeper_want(service *sv, const pgsnap_new_opts *o)
 		}
 	}
 	pthread_mutex_unlock(&sv->mu);
+}
+
+void keeper_describe(const service *sv, jbuf *b)
+{
+	const keeper *k;
+	bool first = true;
+
+	jb_raw(b, "[");
+	for (k = sv->keepers; k; k = k->next) {
+		if (!k->running)
+			continue;
+		jb_raw(b, first ? "{" : ", {");
+		first = false;
+		jb_field(b, "snapshot", k->snapshot);
+		jb_field_int(b, "size", k->size);
+		jb_field(b, "variant", k->sig);
+		jb_raw(b, "}");
+	}
+	jb_raw(b, "]");
 }
 
 void keeper_stop(service *sv, const char *snap)

@@ -15,9 +15,11 @@
 #include "newclone.h"
 #include "pool.h"
 #include "proto.h"
+#include "reset.h"
 #include "service.h"
 #include "snapshot.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,8 +127,11 @@ static int answer_clones(const json_doc *d, const pgsnap_new_opts *o,
 	size_t i = 0;
 	int k;
 
-	if ((built = json_get(d, d->nodes, "built")) && o->progress)
-		o->progress(o->progress_ctx, 1, json_str(d, built));
+	built = json_get(d, d->nodes, "built");
+	for (k = built && o->progress ? built->child : -1; k >= 0;
+	     k = d->nodes[k].next)
+		if (json_str(d, &d->nodes[k]))
+			o->progress(o->progress_ctx, 1, json_str(d, &d->nodes[k]));
 	if (!v)
 		return n == 1 && json_to_clone(d, d->nodes, out) == 0 ? 0 :
 			pgsnap_err(err, EPROTO, "the service's answer holds no clone");
@@ -225,6 +230,12 @@ static void keep_watched(pgsnap_store *s, const pgsnap_clone *v, size_t n)
 		service_ensure(s, NULL);
 }
 
+int pgsnap_find(pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		pgsnap_error *err)
+{
+	return registry_find(s, ref, out, err);
+}
+
 int pgsnap_list(pgsnap_store *s, pgsnap_clone **out, size_t *n,
 		pgsnap_error *err)
 {
@@ -261,11 +272,57 @@ static int rm_request(pgsnap_store *s, const char *key, const char *val,
 	return rc < 0 ? rc : 1;
 }
 
+int pgsnap_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		 pgsnap_error *err)
+{
+	pgsnap_clone c;
+	json_doc d;
+	jbuf b = { 0 };
+	int r, rc;
+
+	jb_raw(&b, "reset");
+	proto_put(&b, "id", ref);
+	jb_raw(&b, "\n");
+	r = b.oom ? 0 : ask(s, b.p, &d, &rc, err);
+	free(b.p);
+	if (!r)
+		return clone_reset(s, ref, out, err);
+	if (rc < 0)
+		return rc;
+	rc = json_to_clone(&d, d.nodes, &c);
+	json_free(&d);
+	if (rc < 0)
+		return pgsnap_err(err, EPROTO, "the service's answer holds no "
+				  "clone");
+	if (out)
+		*out = c;
+	return 0;
+}
+
 int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)
 {
 	int r = rm_request(s, "id", ref, NULL, err);
 
 	return r != 0 ? (r < 0 ? r : 0) : clone_rm(s, ref, err);
+}
+
+/* Nothing left: the service leaves within a round.  Wait for it (a
+ * little), so that nothing of the store stays busy after rm --all: a
+ * test unmounts the store's filesystem next. */
+static void wait_service_gone(pgsnap_store *s, int ms)
+{
+	cleanup_free pgsnap_clone *v = NULL;
+	int64_t deadline = mono_us() + ms * 1000LL;
+	size_t n = 0;
+
+	if (registry_list(s, &v, &n, NULL) < 0 || n)
+		return;
+	pthread_mutex_lock(&s->svc_mu);
+	while (s->svc_ncache)
+		client_close(s->svc_cache[--s->svc_ncache]);
+	pthread_mutex_unlock(&s->svc_mu);
+	while (service_running(s) && mono_us() < deadline)
+		poll(NULL, 0, 5);
 }
 
 int pgsnap_rm_worker(pgsnap_store *s, const char *worker, size_t *removed,
@@ -277,8 +334,11 @@ int pgsnap_rm_worker(pgsnap_store *s, const char *worker, size_t *removed,
 
 	*removed = 0;
 	if ((r = rm_request(s, worker ? "worker" : "all", worker ? worker : "1",
-			    removed, err)) != 0)
+			    removed, err)) != 0) {
+		if (r > 0 && !worker)
+			wait_service_gone(s, 2000);
 		return r < 0 ? r : 0;
+	}
 	/* No service: nobody keeps a pool either. */
 	if ((r = registry_list(s, &v, &n, err)) < 0)
 		return r;

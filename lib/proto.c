@@ -22,9 +22,10 @@ static int hexval(char c)
 	return -1;
 }
 
-static bool word_char(char c, bool key)
+/* Verbs and keys: lower-case letters, digits and '_'. */
+static bool word_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || c == '_' || (!key && c >= '0' && c <= '9');
+	return (c >= 'a' && c <= 'z') || c == '_' || (c >= '0' && c <= '9');
 }
 
 int proto_parse(const char *line, size_t len, proto_req *r, pgsnap_error *err)
@@ -37,7 +38,7 @@ int proto_parse(const char *line, size_t len, proto_req *r, pgsnap_error *err)
 	if (len >= PROTO_LINE_MAX)
 		return pgsnap_err(err, E2BIG, "request longer than %d bytes",
 				  PROTO_LINE_MAX - 1);
-	for (n = 0; p + n < end && word_char(p[n], false); n++)
+	for (n = 0; p + n < end && word_char(p[n]); n++)
 		;
 	if (n == 0 || n >= sizeof(r->verb))
 		return pgsnap_err(err, EINVAL, "a request starts with a verb "
@@ -54,7 +55,7 @@ int proto_parse(const char *line, size_t len, proto_req *r, pgsnap_error *err)
 					  "one space, at column %zu",
 					  (size_t)(p - line) + 1);
 		k = ++p;
-		while (p < end && word_char(*p, true))
+		while (p < end && word_char(*p))
 			p++;
 		kl = (size_t)(p - k);
 		if (kl == 0 || kl > 31 || p >= end || *p != '=')

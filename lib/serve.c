@@ -9,6 +9,7 @@
 #include "newclone.h"
 #include "pool.h"
 #include "proto.h"
+#include "reset.h"
 #include "service.h"
 
 #include <pthread.h>
@@ -133,15 +134,15 @@ static const char *const new_keys[] = {
 	"count", "user", NULL
 };
 
-typedef struct built_msg {
-	char text[256];
-} built_msg;
-
+/* The snapshots built on the way, for the answer's "built". */
 static void on_built(void *ctx, int final, const char *msg)
 {
-	if (final)
-		snprintf(((built_msg *)ctx)->text, sizeof(((built_msg *)ctx)->text),
-			 "%s", msg);
+	jbuf *b = ctx;
+
+	if (!final)
+		return;
+	jb_raw(b, b->len ? ", " : "");
+	jb_str(b, msg);
 }
 
 static int flag(const proto_req *q, const char *key, int *out,
@@ -208,8 +209,7 @@ static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
 	pgsnap_store *s;
 	pgsnap_new_opts o, ro;
 	cleanup_free pgsnap_clone *v = NULL;
-	built_msg built = { "" };
-	jbuf b = { 0 };
+	jbuf built = { 0 }, b = { 0 };
 	long count, i;
 	int r;
 
@@ -225,11 +225,23 @@ static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
 		pgsnap_err(err, ENOMEM, "out of memory");
 		return ST_FAIL;
 	}
-	if (clone_new_n(s, &ro, (size_t)count, v, err) < 0)
+	/* A database of a shared server: the fast path (handout.c). */
+	if (count == 1 && ro.shared > 0 && !ro.build_if_stale)
+		r = handout_shared(c->sv, s, &ro, v, err);
+	else
+		r = clone_new_n(s, &ro, (size_t)count, v, err);
+	if (r == 0) {
+		jb_raw(&b, "{\"ok\": true");
+		if (built.len) {
+			jb_key(&b, "built");
+			jb_raw(&b, "[");
+			jb_raw(&b, built.p);
+			jb_raw(&b, "]");
+		}
+	}
+	free(built.p);
+	if (r < 0)
 		return ST_FAIL;
-	jb_raw(&b, "{\"ok\": true");
-	if (built.text[0])
-		jb_field(&b, "built", built.text);
 	if (count == 1 && !proto_get(q, "count")) {
 		jb_clone_fields(&b, &v[0]);
 	} else {
@@ -300,8 +312,13 @@ static int do_rm(conn *c, const proto_req *q, pgsnap_error *err)
 		pgsnap_err(err, EINVAL, "rm: give one of id=, all=1, worker=");
 		return ST_BAD;
 	}
-	if (everything)
+	if (everything) {
 		keeper_stop(c->sv, NULL); /* or they refill what we end */
+		/* Everything gone: the service need not linger after. */
+		pthread_mutex_lock(&c->sv->mu);
+		c->sv->leave_now = true;
+		pthread_mutex_unlock(&c->sv->mu);
+	}
 	if (!id && registry_list(s, &all, &n, err) < 0)
 		return ST_FAIL;
 	t = calloc(1, sizeof(*t) + (id ? 1 : n) * sizeof(t->v[0]));
@@ -389,6 +406,30 @@ static int do_logs(conn *c, const proto_req *q, pgsnap_error *err)
 	return r < 0 ? r : ST_OK;
 }
 
+static int do_reset(conn *c, const proto_req *q, pgsnap_error *err)
+{
+	static const char *const keys[] = { "id", NULL };
+	const char *id = proto_get(q, "id");
+	pgsnap_clone cl;
+	jbuf b = { 0 };
+	int r;
+
+	if (proto_check(q, keys, err) < 0)
+		return ST_BAD;
+	if (!id) {
+		pgsnap_err(err, EINVAL, "reset: give id=");
+		return ST_BAD;
+	}
+	if (clone_reset((pgsnap_store *)c->sv->s, id, &cl, err) < 0)
+		return ST_FAIL;
+	jb_raw(&b, "{\"ok\": true");
+	jb_clone_fields(&b, &cl);
+	jb_raw(&b, "}\n");
+	r = answer(c, &b);
+	free(b.p);
+	return r < 0 ? r : ST_OK;
+}
+
 static int do_forget(conn *c, const proto_req *q, pgsnap_error *err)
 {
 	static const char *const keys[] = { "snapshot", NULL };
@@ -442,7 +483,30 @@ static int do_stop(conn *c, const proto_req *q, pgsnap_error *err)
 	jb_raw(&b, "{\"ok\": true}\n");
 	answer(c, &b);
 	free(b.p);
-	_exit(0);
+	service_exit(c->sv, 0);
+}
+
+static int do_status(conn *c, const proto_req *q, pgsnap_error *err)
+{
+	static const char *const keys[] = { NULL };
+	service *sv = c->sv;
+	jbuf b = { 0 };
+	int r;
+
+	if (proto_check(q, keys, err) < 0)
+		return ST_BAD;
+	jb_raw(&b, "{\"ok\": true");
+	jb_field_int(&b, "pid", getpid());
+	pthread_mutex_lock(&sv->mu);
+	jb_field_int(&b, "connections", sv->conns);
+	jb_field_int(&b, "tasks", sv->tasks);
+	jb_key(&b, "keepers");
+	keeper_describe(sv, &b);
+	pthread_mutex_unlock(&sv->mu);
+	jb_raw(&b, "}\n");
+	r = answer(c, &b);
+	free(b.p);
+	return r < 0 ? r : ST_OK;
 }
 
 static const struct verb {
@@ -451,7 +515,8 @@ static const struct verb {
 } verbs[] = {
 	{ "new", do_new }, { "rm", do_rm }, { "ls", do_ls },
 	{ "logs", do_logs }, { "ping", do_ping }, { "warm", do_warm },
-	{ "forget", do_forget }, { "stop", do_stop },
+	{ "reset", do_reset },
+	{ "forget", do_forget }, { "stop", do_stop }, { "status", do_status },
 };
 
 static int hello(conn *c)

@@ -45,6 +45,11 @@
 #define BUSY_ROUND_MS 250
 #define START_WAIT_MS 10000
 #define MAX_CONNS 512
+/* Idle, it stays this long after its last client left (or its start): a
+ * client that has just asked `service start` for the socket connects. */
+#define LINGER_MS 5000
+/* How often snapshots unused for PGSNAP_SNAPSHOT_TTL are looked for. */
+#define SNAPSHOT_GC_MS 60000
 
 /* ---- where it is ---------------------------------------------------------- */
 
@@ -143,6 +148,62 @@ int service_ensure(const pgsnap_store *s, pgsnap_error *err)
 
 static service svc;
 
+/*
+ * The sentinel: a small child of the service that waits on a pipe only
+ * the service writes to.  When the service leaves on purpose it writes a
+ * byte first; when it is killed (kill -9, the OOM killer) the pipe just
+ * closes, and the sentinel starts a new service at once, so time limits and
+ * owners hold without waiting for the next call.  The service starts a new
+ * sentinel when its own dies.
+ */
+static void sentinel_main(const pgsnap_store *s, int rd)
+{
+	char b;
+	ssize_t n;
+
+	prctl(PR_SET_NAME, "pgsnap-sentinel");
+	while ((n = read(rd, &b, 1)) < 0 && errno == EINTR)
+		;
+	if (n == 0)
+		service_ensure(s, NULL);
+	_exit(0);
+}
+
+static void sentinel_start(service *sv)
+{
+	int p[2];
+	pid_t pid;
+
+	if (sv->sentinel_fd >= 0)
+		close(sv->sentinel_fd);
+	sv->sentinel_fd = -1;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		/* Nothing of the service's: not its lock, not its socket. */
+		close(p[1]);
+		dup2(p[0], 3);
+		close_range(4, ~0U, 0);
+		sentinel_main(sv->s, 3);
+	}
+	close(p[0]);
+	if (pid < 0) {
+		close(p[1]);
+		return;
+	}
+	sv->sentinel = pid;
+	sv->sentinel_fd = p[1];
+}
+
+/* Our sentinel died (killed too): another one. */
+static void sentinel_check(service *sv)
+{
+	if (sv->sentinel > 0 && waitpid(sv->sentinel, NULL, WNOHANG) == 0)
+		return;
+	sentinel_start(sv);
+}
+
 static void on_signal(int sig)
 {
 	uint64_t one = 1;
@@ -153,15 +214,6 @@ static void on_signal(int sig)
 	 * meanwhile must not be left without a watcher. */
 	if (write(svc.wake_fd, &one, sizeof(one)) < 0) {
 		/* a round comes within a second anyway */
-	}
-}
-
-void service_wake(service *sv)
-{
-	uint64_t one = 1;
-
-	if (write(sv->wake_fd, &one, sizeof(one)) < 0) {
-		/* eventfd overflow: it is awake */
 	}
 }
 
@@ -219,23 +271,10 @@ static bool try_exit(service *sv)
 	return true;
 }
 
-void service_quit(service *sv)
-{
-	pthread_mutex_lock(&sv->mu);
-	sv->exiting = true;
-	pthread_mutex_unlock(&sv->mu);
-	shutdown(sv->listen_fd, SHUT_RDWR);
-	close(sv->listen_fd);
-	unlink(sv->sock);
-	if (ftruncate(sv->lock_fd, 0) < 0) {
-		/* only the pid shown to people */
-	}
-	close(sv->lock_fd);
-}
-
 static void *watcher(void *arg)
 {
 	service *sv = arg;
+	int64_t snap_gc_ms = 0;
 
 	for (;;) {
 		gc_opts o = { 0 };
@@ -250,15 +289,28 @@ static void *watcher(void *arg)
 		if (gc_run(sv->s, &o, &res, NULL) < 0) {
 			struct stat st;
 			if (stat(sv->s->run, &st) < 0)
-				_exit(0); /* the store was removed */
+				service_exit(sv, 0); /* the store was removed */
 			res.watched = 1;
+		}
+		sentinel_check(sv);
+		if (sv->s->cfg.snapshot_ttl_s &&
+		    mono_us() / 1000 - snap_gc_ms >= SNAPSHOT_GC_MS) {
+			size_t n;
+			snap_gc_ms = mono_us() / 1000;
+			pgsnap_snapshot_gc((pgsnap_store *)sv->s, -1, &n, NULL);
 		}
 		pthread_mutex_lock(&sv->mu);
 		idle = res.watched == 0 && !sv->conns && !sv->tasks &&
 		       !keeper_running(sv);
+		if (idle && !sv->leave_now &&
+		    mono_us() / 1000 - sv->last_use_ms < LINGER_MS) {
+			idle = false;
+			wait = (long)(LINGER_MS - (mono_us() / 1000 -
+						   sv->last_use_ms)) + 10;
+		}
 		pthread_mutex_unlock(&sv->mu);
 		if (idle && try_exit(sv))
-			_exit(0);
+			service_exit(sv, 0);
 		if (res.busy)
 			wait = BUSY_ROUND_MS;
 		if (res.next_due_ms) {
@@ -272,46 +324,6 @@ static void *watcher(void *arg)
 		}
 	}
 	return NULL;
-}
-
-pgsnap_store *service_store_for(service *sv, const char *user,
-				pgsnap_error *err)
-{
-	pgsnap_store_opts o = { 0 };
-	char homerun[600];
-	pgsnap_store *s = NULL;
-	size_t i;
-
-	if (!user || !strcmp(user, sv->s->user))
-		return (pgsnap_store *)sv->s;
-	pthread_mutex_lock(&sv->mu);
-	for (i = 0; i < ARRAY_SIZE(sv->others) && sv->others[i]; i++)
-		if (!strcmp(sv->others[i]->user, user))
-			s = sv->others[i];
-	pthread_mutex_unlock(&sv->mu);
-	if (s)
-		return s;
-	/* The same store: a home given explicitly keeps run/ inside it;
-	 * other stores come from the environment, which we inherited. */
-	snprintf(homerun, sizeof(homerun), "%s/run", sv->s->home);
-	if (!strcmp(homerun, sv->s->run))
-		o.home = sv->s->home;
-	o.user = user;
-	o.bindir = sv->s->bindir;
-	if (pgsnap_store_open(&s, &o, err) < 0)
-		return NULL;
-	pthread_mutex_lock(&sv->mu);
-	for (i = 0; i < ARRAY_SIZE(sv->others) && sv->others[i]; i++)
-		;
-	if (i < ARRAY_SIZE(sv->others))
-		sv->others[i] = s;
-	pthread_mutex_unlock(&sv->mu);
-	if (i == ARRAY_SIZE(sv->others)) {
-		pgsnap_store_close(s);
-		pgsnap_err(err, EMFILE, "too many server users for one service");
-		return NULL;
-	}
-	return s;
 }
 
 /* Only the store's owner and root. */
@@ -360,28 +372,17 @@ static void start_conn(service *sv, int fd)
 		return;
 	}
 	sv->conns++;
+	sv->last_use_ms = mono_us() / 1000;
+	sv->leave_now = false;
 	pthread_mutex_unlock(&sv->mu);
 	c->sv = sv;
 	c->fd = fd;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 256 << 10);
 	if (pthread_create(&th, &at, conn_main, c) != 0) {
 		conn_done(c);
 	}
 	pthread_attr_destroy(&at);
-}
-
-void conn_done(conn *c)
-{
-	service *sv = c->sv;
-
-	close(c->fd);
-	free(c);
-	pthread_mutex_lock(&sv->mu);
-	sv->conns--;
-	pthread_mutex_unlock(&sv->mu);
-	service_wake(sv);
 }
 
 static void setup_process(int *lock_fd, int *ready_fd)
@@ -424,6 +425,9 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 	pthread_mutex_init(&svc.mu, NULL);
 	svc.s = s;
 	svc.lock_fd = lock_fd;
+	svc.sentinel_fd = -1;
+	svc.last_use_ms = mono_us() / 1000;
+	handout_init(&svc);
 	svc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pid, (size_t)n, 0) < 0) {
@@ -443,6 +447,7 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 		/* our starter is gone: serve anyway */
 	}
 	close(ready_fd);
+	sentinel_start(&svc);
 	for (;;) {
 		int fd = accept4(svc.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {

@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
+#include <sys/socket.h>
+#include <time.h>
 
 static const char *const short_parents[] = { "/tmp", "/dev/shm" };
 
@@ -53,7 +56,8 @@ static bool is_short(const pgsnap_clone *c, char *base, size_t len)
 
 	for (i = 0; i < ARRAY_SIZE(short_parents); i++) {
 		short_base(i, base, len);
-		snprintf(want, sizeof(want), "%s/%s", base, c->id);
+		snprintf(want, sizeof(want), "%s/%s", base,
+			 c->parent[0] ? c->parent : c->id);
 		if (!strcmp(c->sockdir, want))
 			return true;
 	}
@@ -152,9 +156,13 @@ bool clone_paths_valid(const pgsnap_store *s, const pgsnap_clone *c)
 {
 	char want[700], base[64];
 
-	if (!name_valid(c->id, sizeof(c->id) - 1))
+	/* A lease lives in its shared server's directory. */
+	const char *owner = c->parent[0] ? c->parent : c->id;
+
+	if (!name_valid(c->id, sizeof(c->id) - 1) ||
+	    !name_valid(owner, sizeof(c->id) - 1))
 		return false;
-	snprintf(want, sizeof(want), "%s/clones/%s", s->run, c->id);
+	snprintf(want, sizeof(want), "%s/%s", s->clones, owner);
 	if (strcmp(c->dir, want))
 		return false;
 	if (!c->sockdir[0])
@@ -173,4 +181,49 @@ int sockdir_remove(const pgsnap_store *s, const pgsnap_clone *c)
 	    !clone_paths_valid(s, c))
 		return 0;
 	return rm_rf(c->sockdir);
+}
+
+/* A service socket nobody listens on any more, and not just made. */
+static bool stale_socket(int dfd, const char *name)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct stat st;
+	char path[64];
+	int fd, r;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISSOCK(st.st_mode) || time(NULL) - st.st_mtime < 60)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dfd, name);
+	if (strlen(path) >= sizeof(a.sun_path))
+		return false;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	r = connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ? errno : 0;
+	close(fd);
+	return r == ECONNREFUSED;
+}
+
+size_t sockdir_short_gc(void)
+{
+	char base[64];
+	size_t i, n = 0;
+
+	/* The sockets of services of deep stores that were killed with
+	 * their store removed since: no one else would ever remove them. */
+	for (i = 0; i < ARRAY_SIZE(short_parents); i++) {
+		cleanup_dir DIR *d = NULL;
+		struct dirent *e;
+		short_base(i, base, sizeof(base));
+		if (!(d = opendir(base)))
+			continue;
+		while ((e = readdir(d)))
+			if (!strncmp(e->d_name, "svc-", 4) &&
+			    stale_socket(dirfd(d), e->d_name) &&
+			    unlinkat(dirfd(d), e->d_name, 0) == 0)
+				n++;
+	}
+	return n;
 }

@@ -16,7 +16,7 @@ is "$rc" 0 "new (auto) exits 0"
 u=$out
 like "$(cat "$PGSNAP_HOME/run/clone-methods")" $'^boot\t[-0-9a-f]+\noverlay\t0\t' \
 	"the probe is remembered in run/clone-methods"
-like "$(cat "$PGSNAP_HOME/run/registry")" $'\tmethod=overlay\t' "a small snapshot: auto picks overlay as root"
+like "$(records)" $'\tmethod=overlay\t' "a small snapshot: auto picks overlay as root"
 run "$PGSNAP" doctor
 like "$out" "new uses overlay: overlayfs mounts in constant time" "doctor says overlay and why"
 
@@ -30,7 +30,7 @@ unset PGSNAP_CLONE_LARGE_MB
 # -m overrides; an impossible one is an error naming the reason.
 run "$PGSNAP" new -m copy
 is "$rc" 0 "-m copy overrides the choice"
-is "$(grep -c $'\tmethod=copy\t' "$PGSNAP_HOME/run/registry")" 1 "and copy was used"
+is "$(records | grep -c $'\tmethod=copy\t')" 1 "and copy was used"
 printf 'boot\t%s\noverlay\t0\tworks\nreflink\t-95\tcached: no extents here\ncopy\t0\tworks\n' \
 	"$(cat /proc/sys/kernel/random/boot_id)" >"$PGSNAP_HOME/run/clone-methods"
 run "$PGSNAP" new -m reflink
@@ -85,7 +85,7 @@ if command -v setpriv >/dev/null && id postgres >/dev/null 2>&1; then
 		run as_user "$PGSNAP" new
 		is "$rc" 0 "as a user: new (overlay) works"
 		[ "$rc" = 0 ] && is "$(q "$out" 'select current_user')" postgres "and answers"
-		is "$(grep -c $'\tmethod=overlay\t' "$U/home/run/registry")" "$(grep -c . <(grep $'\tmethod=' "$U/home/run/registry"))" \
+		is "$(records "$U/home" | grep -c $'\tmethod=overlay\t')" "$(records "$U/home" | grep -c $'\tmethod=')" \
 			"and it was overlay"
 	else
 		like "$out" "method overlay +unavailable: overlayfs as an ordinary user \(in a user namespace\) failed" \

@@ -44,7 +44,7 @@ p1=$(awk -v u="$u1" '$NF == u { print $4 }' <<<"$list")
 p2=$(awk -v u="$u2" '$NF == u { print $4 }' <<<"$list")
 d1=$PGSNAP_HOME/run/clones/$id1/data
 d2=$PGSNAP_HOME/run/clones/$id2/data
-is "$(grep -c $'\tmethod=overlay\t' "$PGSNAP_HOME/run/registry")" 2 "both clones recorded as overlay"
+is "$(records | grep -c $'\tmethod=overlay\t')" 2 "both clones recorded as overlay"
 is "$(as_user psql -X -qAt -d "$u1" -c 'select current_user')" postgres "a client in the normal namespace reaches the server"
 is "$(ps -o user= -p "$p1")" postgres "the server runs as the user"
 ok "$([ "$(readlink /proc/$p1/ns/user)" != "$(readlink /proc/self/ns/user)" ]; echo $?)" \

@@ -20,7 +20,7 @@ for pt in clone server printed; do
 	PGSNAP_TEST_PAUSE=$pt "$PGSNAP" new -w 0 >"$TEST_TMP/url.$pt" 2>&1 &
 	p=$!
 	until_ok 30 stopped $p; ok $? "new reached '$pt'"
-	id=$(awk -F'\t' -v c="creator=$p" '$0 ~ c { sub("id=", "", $1); print $1 }' "$run_dir/registry")
+	id=$(records | awk -F'\t' -v c="creator=$p" '$0 ~ c { sub("id=", "", $1); print $1 }')
 	[ "$pt" = printed ] && id=$(grep -o 'clones%2F[0-9a-f]*' "$TEST_TMP/url.$pt" | sed 's/clones%2F//')
 	like "$id" '^[0-9a-f]{8}$' "the clone being made at '$pt' is recorded ($id)"
 	kill -9 $p; wait $p 2>/dev/null
@@ -93,31 +93,31 @@ until_ok 10 gone "$pid"; ok $? "and its server was stopped"
 is "$(ls "$run_dir/trash" | wc -l)" 0 "the trash is empty"
 consistent; ok $? "registry and directories agree"
 
-# The supervisor killed with SIGKILL: the next new starts another one, and
+# The service killed with SIGKILL: the next call starts another one, and
 # the expired clone still goes.
 "$PGSNAP" new -w 1 >/dev/null
-sup=$(cat "$run_dir/supervisor.lock")
-alive "$sup"; ok $? "new -w starts a supervisor ($sup)"
+sup=$(service_pids)
+alive "$sup"; ok $? "new -w starts the service ($sup)"
 kill -9 "$sup"
 until_ok 5 gone "$sup"
 "$PGSNAP" new -w 30 >/dev/null
-new_sup() { sup2=$(cat "$run_dir/supervisor.lock"); [ -n "$sup2" ] && [ "$sup2" != "$sup" ] && alive "$sup2"; }
-until_ok 5 new_sup; ok $? "the next new starts a new supervisor ($sup2)"
+new_sup() { sup2=$(service_pids); [ -n "$sup2" ] && [ "$sup2" != "$sup" ] && alive "$sup2"; }
+until_ok 5 new_sup; ok $? "the next new starts a new service ($sup2)"
 until_ok 10 eval '[ "$("$PGSNAP" ls | grep -c ready)" = 2 ]'
-ok $? "the -w 1 clone went away after the supervisor was replaced"
+ok $? "the -w 1 clone went away after the service was replaced"
 
 # A reboot: records of another boot are removed without signalling their
 # pids (which may be anyone's now).
 "$PGSNAP" rm --all
-# Nothing left to watch: the supervisor leaves (else it would remove the
+# Nothing left to watch: the service leaves (else it would remove the
 # clone below as "server died" before we fake the reboot).
-gone "$sup2"; ok $? "rm --all returns once the supervisor has left (nothing to watch)"
+gone "$sup2"; ok $? "rm --all returns once the service has left (nothing to watch)"
 u=$("$PGSNAP" new -w 0)
 id=$(echo "$u" | grep -o 'clones%2F[0-9a-f]*' | sed 's/clones%2F//')
 pid=$(clone_pid "$u")
 kill -9 "$pid"
 until_ok 10 no_procs_of "postgres -D $run_dir/clones/$id"
-sed -i "s/boot_id=[^\t]*/boot_id=00000000-0000-0000-0000-000000000000/" "$run_dir/registry"
+sed -i "s/boot_id=[^\t]*/boot_id=00000000-0000-0000-0000-000000000000/" "$run_dir/records/$id"
 run "$PGSNAP" gc
 like "$out" "removed clone $id: made before the last reboot" "gc removes clones of another boot"
 is "$(n_clones)" 0 "no directory left"

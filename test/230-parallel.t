@@ -21,11 +21,11 @@ is "$fails" 0 "$N concurrent new all exit 0"
 is "$(cat "$out_dir"/url.* | sort -u | wc -l)" "$N" "$N distinct URLs"
 is "$(cat "$out_dir"/url.* | sed 's/.*@127.0.0.1:\([0-9]*\)\/.*/\1/' | sort -u | wc -l)" "$N" "$N distinct ports"
 is "$("$PGSNAP" ls -q | sort -u | wc -l)" "$N" "ls lists exactly $N clones"
-is "$(tail -n +2 "$run_dir/registry" | wc -l)" "$N" "the registry holds exactly $N records"
+is "$(records | wc -l)" "$N" "the registry holds exactly $N records"
 is "$("$PGSNAP" ls | grep -c ' ready ')" "$N" "all of them ready"
 is "$(ls "$run_dir/clones" | wc -l)" "$N" "$N clone directories"
 is "$(servers_under "$run_dir")" "$N" "$N servers"
-is "$(pgrep -c -f -- "__supervise .*--run $run_dir( |$)")" 1 "one supervisor for the store"
+is "$(service_pids | wc -l)" 1 "one service for the store"
 bad=0
 for f in "$out_dir"/url.*; do
 	[ "$(q "$(cat "$f")" 'select 1' 2>/dev/null)" = 1 ] || bad=$((bad + 1))
@@ -41,7 +41,7 @@ fails=0
 for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
 is "$fails" 0 "$N concurrent rm all exit 0"
 is "$("$PGSNAP" ls)" "" "ls is empty"
-is "$(tail -n +2 "$run_dir/registry" | wc -l)" 0 "the registry holds no record"
+is "$(records | wc -l)" 0 "the registry holds no record"
 is "$(ls "$run_dir/clones" | wc -l)" 0 "no clone directory left"
 trash_empty() { [ -z "$(ls "$run_dir/trash")" ]; }
 until_ok 20 trash_empty; ok $? "the trash empties (deleted in the background)"

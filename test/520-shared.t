@@ -104,11 +104,11 @@ ok "$(wait_for 15 gone "$wpid"; echo $?)" "and its used-up server stops"
 run "$PGSNAP" new --shared=2 -w 1
 bu=$out
 bid=$(lease_id "$bu")
-psql -X -q -d "$bu" -c 'select pg_sleep(3)' >/dev/null 2>&1 &
-busy=$!
-sleep 2
+hold_session "$bu"
+past $(( $(record_field "$bid" created_ms) + 1500 ))
+"$PGSNAP" gc >/dev/null
 like "$("$PGSNAP" ls -q)" "$bid" "a lease with a session is kept past -w"
-wait "$busy"
+release_session
 ok "$(wait_for 15 sh -c "! '$PGSNAP' ls -q | grep -qx '$bid'"; echo $?)" "and ends once the session is gone"
 
 # Bad input: one line, exit 2, nothing made.
@@ -124,7 +124,7 @@ run "$PGSNAP" new --shared -k
 is "$rc" 2 "--shared with -k is a usage error"
 like "$err" "-k" "naming -k"
 run env PGSNAP_SHARED=abc "$PGSNAP" new
-is "$rc" 2 "a bad PGSNAP_SHARED is a usage error"
+is "$rc" 1 "a bad PGSNAP_SHARED is an error (exit 1, as a bad PGSNAP_HOME)"
 like "$err" PGSNAP_SHARED "naming the variable"
 is "$("$PGSNAP" ls -a -q | wc -l)" "$n0" "bad input made no clone"
 

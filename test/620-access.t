@@ -7,12 +7,8 @@
 
 me=$(id -un)
 if [ "$(id -u)" = 0 ]; then srv=postgres; else srv=$me; fi
-# field NAME: a field of the (only) registry record of clone ID $1.
-field() {
-	tr '\t' '\n' <"$PGSNAP_HOME/run/registry" | awk -v id="$1" -v k="$2" '
-		/^id=/ { cur = substr($0, 4) }
-		cur == id && index($0, k "=") == 1 { print substr($0, length(k) + 2) }'
-}
+# field ID NAME: a field of clone ID's record.
+field() { record_field "$1" "$2"; }
 
 run "$PGSNAP" new
 is "$rc" 0 "a socket clone"
@@ -34,12 +30,13 @@ is "$(stat -c '%a %U' "$dir")" "700 $srv" "clone directory: 0700, the server use
 is "$(stat -c '%a' "$data")" 700 "data directory: 0700"
 is "$(stat -c '%a' "$PGSNAP_HOME/snapshots/default")" 700 "snapshot directory: 0700"
 is "$(stat -c '%a' "$PGSNAP_HOME/snapshots/default/data")" 700 "snapshot data directory: 0700"
-is "$(stat -c '%a' "$PGSNAP_HOME/run/registry")" 600 "registry: 0600 (it holds the TCP passwords)"
+is "$(stat -c '%a' "$PGSNAP_HOME/run/records")" 700 "the records' directory: 0700 (they hold the TCP passwords)"
+is "$(stat -c '%a' "$PGSNAP_HOME/run/records/$idt")" 600 "a record: 0600"
 is "$(stat -c '%a' "$PGSNAP_HOME/run/registry.lock")" 600 "registry lock: 0600"
 is "$(stat -c '%a' "$dir/log")" 600 "server log: 0600"
 
 # Every clone, pooled ones included, and every file of the store.
-for d in $(tr '\t' '\n' <"$PGSNAP_HOME/run/registry" | sed -n 's/^\(dir\|sockdir\)=//p'); do
+for d in $(records | tr '\t' '\n' | sed -n 's/^\(dir\|sockdir\)=//p'); do
 	is "$(stat -c '%a' "$d")" 700 "0700: ${d#$PGSNAP_HOME/}"
 done
 is "$(find "$PGSNAP_HOME" -not -type s -not -type l -perm /022 -printf '%m %p\n' 2>/dev/null)" "" \
@@ -130,7 +127,7 @@ isnt "$rc" 0 "intruder, TCP: no other database user gets in either"
 run as_intruder psql -X -qAt -w -d "$ut" -c 'select 1'
 is "$out" 1 "(control: with the URL's password the same user gets in: the password is the key)"
 
-for f in "$data" "$data/PG_VERSION" "$dir" "$dir/log" "$PGSNAP_HOME/run/registry" \
+for f in "$data" "$data/PG_VERSION" "$dir" "$dir/log" "$PGSNAP_HOME/run/records/$idt" \
 	 "$PGSNAP_HOME/snapshots/default/data/PG_VERSION"; do
 	run as_intruder cat "$f"
 	isnt "$rc" 0 "intruder cannot read ${f#$PGSNAP_HOME/}"
@@ -138,7 +135,7 @@ done
 run as_intruder ls "$data"
 like "$err" 'Permission denied' "intruder cannot list the data directory"
 # Whatever the intruder can read in the store holds no clone's password.
-pws=$(tr '\t' '\n' <"$PGSNAP_HOME/run/registry" | sed -n 's/^password=//p' | grep .)
+pws=$(records | tr '\t' '\n' | sed -n 's/^password=//p' | grep .)
 like "$pws" '[0-9a-f]{24}' "(the store has TCP clones with passwords to look for)"
 readable=$(as_intruder find "$PGSNAP_HOME" -type f -readable 2>/dev/null)
 leak=

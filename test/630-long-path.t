@@ -22,7 +22,7 @@ is "$(stat -c '%a %U' "$sock")" "700 $srv" "the short socket directory is 0700, 
 base=${sock%/*}
 like "$(stat -c '%a %U' "$base")" "^7[01][01] $(id -un)\$" "its parent $base is ours, closed to others"
 id=$("$PGSNAP" ls -q)
-like "$(tr '\t' '\n' <"$PGSNAP_HOME/run/registry" | grep '^sockdir=')" "^sockdir=$sock\$" \
+like "sockdir=$(record_field "$id" sockdir)" "^sockdir=$sock\$" \
 	"the registry records where the socket is"
 ok "$([ -d "$PGSNAP_HOME/run/clones/$id/data" ]; echo $?)" "the data still lives in the store"
 
@@ -30,17 +30,21 @@ run "$PGSNAP" new -t
 is "$rc" 0 "new -t in the deep store"
 [ "$rc" = 0 ] && is "$(q "$out" 'select 1')" 1 "the TCP clone answers"
 
-# A failed start leaves no short socket directory behind.
-before=$(ls "$base" | sort)
+# A failed start leaves no short socket directory behind.  (The socket of
+# this store's service is there too, svc-*.sock; other stores' as well.)
+svcsock=$("$PGSNAP" service status | awk '{ print $2 }')
+like "$svcsock" "^$base/svc-[0-9a-f]+\.sock\$" "the service's socket is in $base too"
+before=$(ls "$base" | grep -v '^svc-' | sort)
 run "$PGSNAP" new -o "-c no_such_setting=1"
 is "$rc" 1 "a failing new in the deep store: exit 1"
-is "$(ls "$base" | sort)" "$before" "it left no socket directory in $base"
+is "$(ls "$base" | grep -v '^svc-' | sort)" "$before" "it left no socket directory in $base"
 
 run "$PGSNAP" rm "$u"
 is "$rc" 0 "rm by URL"
 ok "$([ ! -e "$sock" ]; echo $?)" "rm removed the short socket directory"
 "$PGSNAP" rm --all
 is "$(ls "$base" | grep -cxF -f <(printf '%s\n' $before))" 0 "rm --all removed the other one"
+ok "$([ ! -e "$svcsock" ]; echo $?)" "and the service left with its socket"
 is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory left"
 
 # A snapshot built with SQL runs a build server, whose socket needs a short
@@ -58,13 +62,13 @@ is "$rc" 0 "a clone of it"
 [ "$rc" = 0 ] && is "$(q "$out" 'select count(*) from from_sql')" 0 "has the table"
 "$PGSNAP" rm --all
 
-# gc --repair: a clone whose record was lost is adopted with its socket
+# gc: a clone whose record was damaged is adopted with its socket
 # directory where new put it, so its URL works again.
 run "$PGSNAP" new --pool 0
 u=$out
-echo garbage >"$PGSNAP_HOME/run/registry"
-run "$PGSNAP" gc --repair
-is "$rc" 0 "gc --repair after the registry was lost"
+echo garbage >"$PGSNAP_HOME/run/records/$("$PGSNAP" ls -q)"
+run "$PGSNAP" gc
+is "$rc" 0 "gc after the record was damaged"
 is "$("$PGSNAP" ls | awk 'NR == 2 { print $NF }')" "$u" "the adopted clone has its URL back"
 is "$(q "$u" 'select 1')" 1 "and it answers"
 "$PGSNAP" rm --all

@@ -59,7 +59,7 @@ run "$PGSNAP" new -o "$(printf -- '-c a=1 %.0s' {1..30})"
 is "$rc" 1 "-o with too many words fails"
 one_line "-o too many words"
 is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "the refused clones left no directory"
-is "$(grep -c '^id=' "$PGSNAP_HOME/run/registry")" 0 "nor a registry record"
+is "$(records | wc -l)" 0 "nor a registry record"
 is "$(servers_under "$PGSNAP_HOME")" 0 "nor a server"
 
 # --- hostile snapshot archives --------------------------------------------
@@ -90,44 +90,61 @@ for a in evil-link evil-dotdot; do
 done
 is "$(ls -A "$PGSNAP_HOME/snapshots" | grep -c '^\.build')" 0 "nor a half-made one"
 
-# --- a damaged registry ---------------------------------------------------
-run "$PGSNAP" new
-is "$rc" 0 "a clone to damage the registry around"
+# --- a damaged record -----------------------------------------------------
+# A record is a file of its own: damage costs that clone only.
+run "$PGSNAP" new -w 0
+is "$rc" 0 "a clone whose record we damage"
 u=$out
-reg=$PGSNAP_HOME/run/registry
-cp "$reg" "$TEST_TMP/registry.good"
-damage() { # damage DESC: the registry now holds something we never write
+ida=$("$PGSNAP" ls | awk -v u="$u" '$NF == u { print $1 }')
+run "$PGSNAP" new -w 0
+ub=$out
+idb=$("$PGSNAP" ls | awk -v u="$ub" '$NF == u { print $1 }')
+rec=$PGSNAP_HOME/run/records/$ida
+cp "$rec" "$TEST_TMP/record.good"
+# No service: it would remove a damaged record within a round.
+"$PGSNAP" service stop
+damage() { # damage DESC: the record now holds something we never write
 	run "$PGSNAP" ls
-	is "$rc" 1 "$1: ls fails"
-	like "$err" 'corrupt' "$1: the registry is called corrupt"
-	one_line "$1"
-	run "$PGSNAP" new
-	is "$rc" 1 "$1: new fails too"
-	is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 1 "$1: new left no clone directory"
-	is "$(servers_under "$PGSNAP_HOME")" 1 "$1: new left no server"
-	cp "$TEST_TMP/registry.good" "$reg"
+	is "$rc" 0 "$1: ls works"
+	unlike "$out" "^$ida " "$1: it does not list the damaged clone"
+	like "$out" "$idb" "$1: the others are listed"
+	run "$PGSNAP" gc --dry-run
+	like "$out" "would remove record $ida: it is damaged" "$1: gc names the damaged record"
+	# (new's own bounded gc removes it, and records its server again)
+	run "$PGSNAP" new -w 0
+	is "$rc" 0 "$1: new works"
+	[ "$rc" = 0 ] && "$PGSNAP" rm "$out" >/dev/null
+	cp "$TEST_TMP/record.good" "$rec"
 }
-sed 's/\tport=/\tport=1\tport=/' "$TEST_TMP/registry.good" >"$reg"
+tail -n +2 "$TEST_TMP/record.good" | sed 's/\tport=/\tport=1\tport=/' | { echo 'pgsnap-registry 1'; cat; } >"$rec"
 damage "a key given twice"
-printf 'id=abcd\0ef\n' >>"$reg"
+printf 'id=abcd\0ef\n' >>"$rec"
 damage "a NUL byte"
-head -c -1 "$TEST_TMP/registry.good" >"$reg"
+head -c -1 "$TEST_TMP/record.good" >"$rec"
 damage "a torn last line"
-printf 'id=../../x\tdir=/tmp\n' >>"$reg"
+printf 'pgsnap-registry 1\nid=../../x\tdir=/tmp\n' >"$rec"
 damage "an id with a path"
-printf 'garbage\n' >"$reg"
-damage "not a registry"
+printf 'garbage\n' >"$rec"
+damage "not a record"
+# gc removes it, and the server still running there is recorded again.
+printf 'garbage\n' >"$rec"
+run "$PGSNAP" gc
+like "$out" "removed record $ida: it is damaged" "gc removes the damaged record"
+like "$out" "recovered clone $ida" "and records its running server again"
+is "$(q "$u" 'select 1')" 1 "which still answers at its URL"
+is "$(q "$ub" 'select 1')" 1 "the other clone was never touched"
 
 # A well-formed record pointing outside the store: rm must not follow it.
 mkdir -p "$TEST_TMP/victim" && echo precious >"$TEST_TMP/victim/file"
-printf 'id=deadbeef\tstate=ready\tdir=%s\tdatadir=%s/data\tsockdir=%s\tpid=1\n' \
-	"$TEST_TMP/victim" "$TEST_TMP/victim" "$TEST_TMP/victim" >>"$reg"
+printf 'pgsnap-registry 1\nid=deadbeef\tstate=ready\tdir=%s\tdatadir=%s/data\tsockdir=%s\tpid=1\n' \
+	"$TEST_TMP/victim" "$TEST_TMP/victim" "$TEST_TMP/victim" >"$PGSNAP_HOME/run/records/deadbeef"
 run "$PGSNAP" rm deadbeef
 is "$rc" 1 "rm of a record pointing outside the store fails"
 like "$err" 'outside the store' "saying why"
 is "$(cat "$TEST_TMP/victim/file" 2>/dev/null)" precious "and the directory it named is untouched"
 alive 1; is "$?" 0 "pid 1 of the record was not signalled"
-cp "$TEST_TMP/registry.good" "$reg"
+rm -f "$PGSNAP_HOME/run/records/deadbeef"
+"$PGSNAP" rm "$ub" >/dev/null
 
 run "$PGSNAP" rm "$u"
 is "$rc" 0 "the real clone is removed normally"

@@ -11,8 +11,6 @@ TOP=$(cd "$TEST_DIR/.." && pwd)
 PGSNAP_BUILD=${PGSNAP_BUILD:-$TOP/build}
 PGSNAP=$PGSNAP_BUILD/pgsnap
 export PGSNAP PGSNAP_BUILD
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=99}
 PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
 PATH=$PG_BINDIR:$PATH
 
@@ -48,7 +46,18 @@ unlike() {
 diag() { printf '# %s\n' "$*" >&2; }
 skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # skip $*"; }
 skip_all() { echo "1..0 # SKIP $*"; _tap_done=1; exit 0; }
-done_testing() { echo "1..$_tap_n"; _tap_done=1; }
+# A sanitizer finding in any process of the test (the CLI, the service it
+# forked, a helper) is written to $TEST_TMP/sanitizer and fails the test.
+sanitizer_clean() {
+	local f
+	for f in "$TEST_TMP"/sanitizer/*; do
+		[ -s "$f" ] || continue
+		ok 1 "no sanitizer report (${f##*/})"
+		diag "$(head -40 "$f")"
+		rm -f "$f"
+	done
+}
+done_testing() { sanitizer_clean; echo "1..$_tap_n"; _tap_done=1; }
 
 # run CMD...: sets $out (stdout), $err (stderr) and $rc.
 run() {
@@ -59,7 +68,7 @@ run() {
 	out=$(cat "$o") err=$(cat "$e")
 	rm -f "$o" "$e"
 	if grep -q -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' <<<"$err"; then
-		diag "sanitizer report from: $*"
+		ok 1 "no sanitizer report from: $*"
 		diag "$err"
 	fi
 }
@@ -67,6 +76,12 @@ run() {
 # A private store, reachable by the server's user when we are root.
 TEST_TMP=$(mktemp -d /tmp/pgsnap-test.XXXXXX)
 chmod 755 "$TEST_TMP"
+# Reports go to files, also those of processes that outlive the command
+# (the service) or whose stderr is not ours; other users' processes of the
+# test (620-access) write there too.
+mkdir -p "$TEST_TMP/sanitizer" && chmod 1777 "$TEST_TMP/sanitizer"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99:log_path=$TEST_TMP/sanitizer/asan}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=99:log_path=$TEST_TMP/sanitizer/ubsan}
 export PGSNAP_HOME=$TEST_TMP/home
 # No warm pool unless a test asks for one (test/5xx): pooled servers would
 # change the counts of servers and clones the other tests make.
@@ -83,6 +98,14 @@ _tap_cleanup() {
 	# Remove every clone of every store this test made, then the files.
 	for h in "$TEST_TMP"/*/; do
 		[ -d "$h/run" ] && PGSNAP_HOME=${h%/} "$PGSNAP" rm --all >/dev/null 2>&1
+	done
+	# What the clean-up itself reported (a TAP line after the plan: prove
+	# fails the test).
+	for f in "$TEST_TMP"/sanitizer/*; do
+		[ -s "$f" ] || continue
+		echo "not ok - sanitizer report during clean-up (${f##*/})"
+		diag "$(head -40 "$f")"
+		_tap_failed=$((_tap_failed + 1))
 	done
 	if [ "$_tap_failed" -eq 0 ] && [ "${_tap_done:-0}" = 1 ]; then
 		rm -rf "$TEST_TMP"
@@ -149,3 +172,42 @@ stopped() {
 }
 # Is directory $1 empty (the trash, once its background deleter is done)?
 dir_empty() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
+# The records of a store (default $PGSNAP_HOME), a line each, as pgsnap
+# writes them (RUN/records/ID: a header line, then the record's line).
+records() {
+	local f
+	for f in "${1:-$PGSNAP_HOME}"/run/records/*; do
+		[ -f "$f" ] && tail -n +2 "$f"
+	done
+	return 0
+}
+# Field NAME of clone ID's record ($3: the store).
+record_field() {
+	tr '\t' '\n' <"${3:-$PGSNAP_HOME}/run/records/$1" 2>/dev/null | sed -n "s/^$2=//p"
+}
+# The pids of the service of a store (default $PGSNAP_HOME): whoever holds
+# its lock file open.
+service_pids() {
+	fuser "${1:-$PGSNAP_HOME}/run/service.lock" 2>/dev/null | tr -s ' ' '\n' | grep . || true
+}
+# svc VERB [key=value...]: one request to the store's service, the JSON
+# answer on stdout (test/svc.py); exit 3 when none runs.
+svc() { /usr/bin/python3 "$TEST_DIR/svc.py" "$@"; }
+# How many pool keepers the store's service runs (0 when none runs).
+nkeepers() {
+	svc status 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keepers"]))' 2>/dev/null || echo 0
+}
+# Milliseconds since the epoch.
+ms() { date +%s%3N; }
+# A session held open (psql reading a FIFO) until release_session.
+hold_session() {
+	rm -f "$TEST_TMP/hold"
+	mkfifo "$TEST_TMP/hold"
+	PGAPPNAME=held psql -X -q -d "$1" <"$TEST_TMP/hold" >/dev/null 2>&1 &
+	held=$!
+	exec 7>"$TEST_TMP/hold"
+	until_ok 10 test "$(q "$1" "select count(*) from pg_stat_activity where application_name = 'held'")" = 1
+}
+release_session() { exec 7>&-; wait "$held" 2>/dev/null; }
+# Wait until the wall clock passes $1 (ms since the epoch).
+past() { local t=$1; wait_for 30 eval '[ "$(ms)" -ge '"$t"' ]'; }
