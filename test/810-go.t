@@ -156,7 +156,7 @@ NFRESH=12
 for p in a b c; do
 	helpers $p >"$M/$p/helpers_test.go"
 	{
-		printf 'package %s\n\nimport "testing"\n' $p
+		printf 'package %s\n\nimport (\n\t"os"\n\t"testing"\n)\n' $p
 		for i in $(seq -w 1 $NFRESH); do
 			printf '\nfunc TestFresh%s(t *testing.T) {\n\tt.Parallel()\n\t_, db := open(t)\n\tfresh(t, db)\n}\n' "$i"
 		done
@@ -164,8 +164,11 @@ for p in a b c; do
 
 func TestWorkers(t *testing.T) {
 	t.Parallel()
-	_, db := open(t)
+	pg, db := open(t)
 	fresh(t, db)
+	if w := os.Getenv("PGSNAP_WORKER"); w == "" || pg.Worker != w {
+		t.Errorf("worker %q, want PGSNAP_WORKER's %q", pg.Worker, os.Getenv("PGSNAP_WORKER"))
+	}
 	touch(t, "ready."+pkg)
 	await(t, "ready.a", "ready.b", "ready.c")
 	await(t, "killed")
@@ -262,6 +265,7 @@ cat >"$M/b/server_test.go" <<'EOF'
 package b
 
 import (
+	"database/sql"
 	"testing"
 
 	"pgsnap"
@@ -276,6 +280,28 @@ func TestOwnServer(t *testing.T) {
 	}
 	if _, err := db.Exec("create role only_here"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestReset(t *testing.T) {
+	t.Parallel()
+	pg, db := open(t)
+	fresh(t, db)
+	conninfo := pg.Conninfo
+	if err := pg.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if pg.Conninfo != conninfo {
+		t.Errorf("reset moved the database: %q, was %q", pg.Conninfo, conninfo)
+	}
+	db2, err := sql.Open("postgres", pg.Conninfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	var n int
+	if err := db2.QueryRow("select count(*) from pg_class where relname = 'mine'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after reset: %d tables 'mine', %v", n, err)
 	}
 }
 
@@ -413,14 +439,14 @@ EOF
 gotest() { run sh -c 'cd "$1" && shift && exec go test "$@"' gotest "$M" "$@"; }
 
 # The suite, three packages at once -----------------------------------
-gotest -count=1 -p 4 -parallel 4 ./a ./b ./c
+PGSNAP_WORKER=go810 gotest -count=1 -p 4 -parallel 4 ./a ./b ./c
 is "$rc" 0 "go test -p 4 over three packages of parallel tests passes"
 [ "$rc" = 0 ] || diag "$out$err"
 for p in a b c; do
 	like "$out" "^ok[[:space:]]+example.test/app/$p[[:space:]]" "package $p passed"
 done
 n=$(ls "$OUT"/db.* 2>/dev/null | wc -l)
-is "$n" $((3 * (NFRESH + 2) + 2 + 2 + 1)) "every test got its own clone, none twice (each New a new id)"
+is "$n" $((3 * (NFRESH + 2) + 2 + 3 + 1)) "every test got its own clone, none twice (each New a new id)"
 is "$(cat "$OUT"/db.* | awk '{ print $1, $3 }' | sort -u | awk '{ print $1 }' | sort | uniq -c | awk '{ print $1 }' | sort -u)" 1 \
 	"each package's tests ran in one process (one owner pid per package)"
 is "$(cat "$OUT"/db.* | awk '{ print $3 }' | sort -u | wc -l)" 3 "three test processes"
@@ -430,7 +456,6 @@ is "$(cat "$OUT"/db.* | awk '$4 != "-" { print $4 }' | sort -u | wc -l | awk '{ 
 	"the shared databases came from several servers ($((n - 1)) tests, 16 per server)"
 ok "$([ -s "$OUT/killed" ]; echo $?)" "the service was killed mid-run"
 ok "$(wait_for 10 ls_is ""; echo $?)" "nothing is left after the run (pgsnap ls)"
-diag "$(grep -E '^(ok|FAIL)' <<<"$out")"
 
 # A failed test keeps its database when asked ---------------------------
 gotest -count=1 -v ./keep

@@ -102,6 +102,9 @@ func TestRequestOnTheWire(t *testing.T) {
 	f := startFake(t, func(string) string { return cloneAnswer("c1") })
 	t.Setenv("PGSNAP_SOCKET", f.path)
 	t.Setenv("PGSNAP_BIN", "/nonexistent/pgsnap") // the socket is given: never run
+	for _, v := range []string{"PGSNAP_WORKER", "TEST_SHARD_INDEX", "CI_NODE_INDEX", "BUILDKITE_PARALLEL_JOB", "CIRCLE_NODE_INDEX"} {
+		t.Setenv(v, "")
+	}
 	c, err := Create(Options{Snapshot: "my app", Server: true, TCP: true,
 		Now: "2021-06-06 12:00:00+00", ServerOptions: "-c work_mem=64MB",
 		BuildIfStale: true, Timeout: 1500 * time.Millisecond})
@@ -131,6 +134,27 @@ func TestRequestOnTheWire(t *testing.T) {
 	}
 	if got, want := f.seen()[3], fmt.Sprintf("new shared=16 timeout=0 owner=%d", os.Getpid()); got != want {
 		t.Errorf("default request %q, want %q", got, want)
+	}
+	// The CI shard, or PGSNAP_WORKER, names the worker.
+	t.Setenv("CI_NODE_INDEX", "3")
+	if _, err := Create(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGSNAP_WORKER", "w 1")
+	if err := c.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.seen()[4:]
+	want = []string{fmt.Sprintf("new shared=16 timeout=0 owner=%d worker=shard-3", os.Getpid()),
+		"reset id=c1", fmt.Sprintf("new shared=16 timeout=0 owner=%d worker=w+1", os.Getpid())}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the service got\n%q\nwant\n%q", got, want)
+	}
+	if c.ID != "c1" || !strings.HasSuffix(c.Conninfo, "' sslmode=disable") {
+		t.Errorf("after reset: %+v", c)
 	}
 	if n := f.connections(); n != 1 {
 		t.Errorf("%d connections, want 1", n)

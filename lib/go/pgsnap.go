@@ -84,7 +84,9 @@ type Clone struct {
 	// ID names the clone for `pgsnap rm`, `pgsnap ls`.
 	ID string `json:"id"`
 	// Server is the shared server's id (a database of a shared server).
-	Server   string `json:"server"`
+	Server string `json:"server"`
+	// Worker: PGSNAP_WORKER, else the CI shard ("shard-N"), else "".
+	Worker   string `json:"worker"`
 	PID      int    `json:"pid"` // the postmaster's
 	DataDir  string `json:"data_dir"`
 	Log      string `json:"log"` // the server's log file
@@ -168,16 +170,37 @@ func create(o Options, tied bool) (*Clone, error) {
 	if o.BuildIfStale {
 		add("build_if_stale", "1")
 	}
+	if w := worker(); w != "" {
+		add("worker", w)
+	}
 	answer, _, err := service.call("new", words...)
 	if err != nil {
 		return nil, err
 	}
 	c := new(Clone)
-	if err := json.Unmarshal(answer, c); err != nil || c.ID == "" || c.Conninfo == "" {
-		return nil, fmt.Errorf("pgsnap service: new: an answer without a clone: %q", answer)
+	return c, c.fill("new", answer)
+}
+
+// fill sets the clone from an answer that is one.
+func (c *Clone) fill(verb string, answer []byte) error {
+	var a Clone
+	if err := json.Unmarshal(answer, &a); err != nil || a.ID == "" || a.Conninfo == "" {
+		return fmt.Errorf("pgsnap service: %s: an answer without a clone: %q", verb, answer)
 	}
-	c.Conninfo += " sslmode=disable"
-	return c, nil
+	a.Conninfo += " sslmode=disable"
+	*c = a
+	return nil
+}
+
+// Reset puts the clone back as its snapshot made it, in place: same
+// conninfo, port and password; its open sessions are ended.  Cheaper than
+// a new one when a TestMain's server serves many tests in turn.
+func (c *Clone) Reset() error {
+	answer, _, err := service.call("reset", word{"id", c.ID})
+	if err != nil {
+		return err
+	}
+	return c.fill("reset", answer)
 }
 
 // Remove ends the clone: its database (or server) and files go in the
@@ -190,6 +213,21 @@ func (c *Clone) Remove() error {
 		return nil
 	}
 	return err
+}
+
+// worker names the test run's share of the work for `pgsnap ls` and
+// `pgsnap rm --worker`: PGSNAP_WORKER, else the CI system's shard (go test
+// itself has no workers: a process per package).
+func worker() string {
+	if w := os.Getenv("PGSNAP_WORKER"); w != "" {
+		return w
+	}
+	for _, v := range []string{"TEST_SHARD_INDEX", "CI_NODE_INDEX", "BUILDKITE_PARALLEL_JOB", "CIRCLE_NODE_INDEX"} {
+		if n := os.Getenv(v); n != "" {
+			return "shard-" + n
+		}
+	}
+	return ""
 }
 
 func envTrue(name string) bool {
