@@ -17,7 +17,7 @@
 
 PQ=/usr/share/gocode/src/github.com/lib/pq
 if [ "${PGSNAP_SANITIZED:-0}" = 1 ]; then
-	skip_all "Go exercises no C code of pgsnap beyond the CLI's and the service's, whose sanitizer reports it would not see (run in the normal pass)"
+	skip_all "the Go package reaches pgsnap only through the CLI and the service, whose C code the other tests run under the sanitizers (run in the normal pass)"
 fi
 command -v go >/dev/null || skip_all "go missing (scripts/deps.sh test installs golang-go)"
 [ -f "$PQ/go.mod" ] || skip_all "golang-github-lib-pq-dev missing (scripts/deps.sh test installs it)"
