@@ -1,0 +1,3 @@
+module pgsnap
+
+go 1.19
