@@ -26,6 +26,7 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_service(int argc, char **argv);
 int cmd_reset(int argc, char **argv);
+int cmd_keep(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 
 /* "pgsnap CMD: MESSAGE (see pgsnap CMD --help)" on stderr; returns 2. */

@@ -16,6 +16,7 @@ static const command commands[] = {
 	{ "snapshot", cmd_snapshot, "build, list, save, export snapshots" },
 	{ "gc", cmd_gc, "remove expired, dead and half-made clones" },
 	{ "reset", cmd_reset, "put a clone back to its snapshot, in place" },
+	{ "keep", cmd_keep, "keep a clone running past its owner and time limit" },
 	{ "logs", cmd_logs, "print a clone's server log" },
 	{ "service", cmd_service, "start, stop or find the store's service" },
 };

@@ -134,6 +134,7 @@ static int judge_one(gc_pass *g, const pgsnap_clone *c)
 			g->res->next_due_ms = o.due_ms;
 	}
 	g->res->busy |= o.busy;
+	g->res->unfinished_resets += o.unfinished_reset;
 	return 0;
 }
 

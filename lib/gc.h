@@ -23,6 +23,7 @@ typedef struct gc_result {
 	size_t watched;              /* records that need watching */
 	int64_t next_due_ms;         /* earliest time a limit may be up */
 	bool busy;                   /* a clone past its time has clients */
+	size_t unfinished_resets;    /* for reset_finish (reset.c) */
 } gc_result;
 
 /* One pass: judge every record and clone directory, end what is due,

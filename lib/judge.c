@@ -86,14 +86,25 @@ void judge_record(const judge_ctx *x, const pgsnap_clone *c,
 			o->why = "a kept clone whose directory is gone";
 		return;
 	}
-	if (!strcmp(c->state, "starting") || !strcmp(c->state, "stopping") ||
-	    !strcmp(c->state, "resetting")) {
+	if (!strcmp(c->state, "resetting")) {
+		/* Somebody's clone, its server stopped halfway: finished by
+		 * the next reset or gc (judge_out.unfinished_reset), unless
+		 * nobody can want it any more. */
+		if (f->creator_alive)
+			return;
+		if (c->owner > 0 && !f->owner_alive)
+			o->why = "its owner process ended";
+		else if (clone_is_lease(c) && !f->parent_exists)
+			o->why = "its shared server is gone";
+		else
+			o->unfinished_reset = true;
+		return;
+	}
+	if (!strcmp(c->state, "starting") || !strcmp(c->state, "stopping")) {
 		if (!f->creator_alive)
 			o->why = !strcmp(c->state, "starting") ?
 				"its creator died while making it" :
-				!strcmp(c->state, "stopping") ?
-				"its removal was interrupted" :
-				"its reset was interrupted";
+				"its removal was interrupted";
 		return;
 	}
 	if (!f->server_alive)

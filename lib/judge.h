@@ -31,6 +31,7 @@ typedef struct judge_out {
 	bool watched;                /* kept, and someone must watch it */
 	bool need_clients;           /* judge again with clients counted */
 	bool busy;                   /* past its time but in use */
+	bool unfinished_reset;       /* its reset's process died: finish it */
 	int64_t due_ms;              /* when its time may be up (0: never) */
 } judge_out;
 

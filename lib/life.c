@@ -416,3 +416,40 @@ bool life_want_same(const pgsnap_clone *cur, const life_victim *v)
 {
 	return life_same_record(cur, &v->c);
 }
+
+/* ---- keep: the clone outlives its owner and time limit ------------------ */
+
+static int drop_limits(const pgsnap_store *s, pgsnap_clone *cur, void *arg)
+{
+	pgsnap_clone *c = arg;
+
+	(void)s;
+	if (!cur)
+		return -ENOENT;
+	if (strcmp(cur->state, "ready"))
+		return -EINVAL;
+	cur->owner = 0;
+	cur->owner_start = 0;
+	cur->timeout_s = 0;
+	*c = *cur;
+	return REG_PUT;
+}
+
+int life_keep(const pgsnap_store *s, const char *ref, pgsnap_clone *out,
+	      pgsnap_error *err)
+{
+	pgsnap_clone c;
+	int r;
+
+	if ((r = registry_find(s, ref, &c, err)) < 0)
+		return r;
+	r = registry_edit(s, c.id, drop_limits, &c, NULL);
+	if (r == -EINVAL)
+		return pgsnap_err(err, EINVAL, "clone %s is %s: only a ready "
+				  "clone is kept", c.id, c.state);
+	if (r < 0)
+		return pgsnap_err(err, r, "no clone '%s' in this store", ref);
+	if (out)
+		*out = c;
+	return 0;
+}

@@ -79,4 +79,9 @@ void life_end(const pgsnap_store *s, life_victim *v, size_t n,
 int life_end_one(const pgsnap_store *s, const pgsnap_clone *c,
 		 pgsnap_error *err);
 
+/* A failed test's clone, to look at: no owner, no time limit any more; it
+ * stays until removed (pgsnap_keep). */
+int life_keep(const pgsnap_store *s, const char *ref, pgsnap_clone *out,
+	      pgsnap_error *err);
+
 #endif

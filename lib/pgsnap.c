@@ -15,6 +15,7 @@
 #include "newclone.h"
 #include "pool.h"
 #include "proto.h"
+#include "life.h"
 #include "reset.h"
 #include "service.h"
 #include "snapshot.h"
@@ -284,21 +285,24 @@ static int rm_request(pgsnap_store *s, const char *key, const char *val,
 	return rc < 0 ? rc : 1;
 }
 
-int pgsnap_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
-		 pgsnap_error *err)
+/* A verb on one clone (reset, keep): the service does it, or we. */
+static int on_clone(pgsnap_store *s, const char *verb, const char *ref,
+		    pgsnap_clone *out, pgsnap_error *err,
+		    int (*direct)(pgsnap_store *, const char *,
+				  pgsnap_clone *, pgsnap_error *))
 {
 	pgsnap_clone c;
 	json_doc d;
 	jbuf b = { 0 };
 	int r, rc;
 
-	jb_raw(&b, "reset");
+	jb_raw(&b, verb);
 	proto_put(&b, "id", ref);
 	jb_raw(&b, "\n");
 	r = b.oom ? 0 : ask(s, b.p, &d, &rc, err);
 	free(b.p);
 	if (!r)
-		return clone_reset(s, ref, out, err);
+		return direct(s, ref, out, err);
 	if (rc < 0)
 		return rc;
 	rc = json_to_clone(&d, d.nodes, &c);
@@ -309,6 +313,24 @@ int pgsnap_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
 	if (out)
 		*out = c;
 	return 0;
+}
+
+int pgsnap_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		 pgsnap_error *err)
+{
+	return on_clone(s, "reset", ref, out, err, clone_reset);
+}
+
+static int keep_direct(pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		       pgsnap_error *err)
+{
+	return life_keep(s, ref, out, err);
+}
+
+int pgsnap_keep(pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		pgsnap_error *err)
+{
+	return on_clone(s, "keep", ref, out, err, keep_direct);
 }
 
 int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)
@@ -396,6 +418,8 @@ int pgsnap_gc(pgsnap_store *s, const pgsnap_gc_opts *po, size_t *removed,
 	o.report = po->report;
 	o.arg = po->arg;
 	r = gc_run(s, &o, &res, err);
+	if (r == 0 && !po->dry_run && res.unfinished_resets)
+		reset_finish(s);
 	if (removed)
 		*removed = res.removed;
 	if (r == 0 && !po->dry_run && registry_list(s, &v, &n, NULL) == 0)

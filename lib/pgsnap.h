@@ -235,6 +235,12 @@ PGSNAP_API int pgsnap_rm(pgsnap_store *store, const char *ref, pgsnap_error *err
 PGSNAP_API int pgsnap_reset(pgsnap_store *store, const char *ref,
 			    pgsnap_clone *out, pgsnap_error *err);
 
+/* Keep the clone ref names, to look at after a failed test: its owner and
+ * time limit are dropped, it runs until pgsnap_rm.  *out (may be NULL)
+ * receives its record. */
+PGSNAP_API int pgsnap_keep(pgsnap_store *store, const char *ref,
+			   pgsnap_clone *out, pgsnap_error *err);
+
 /* Remove every clone of this store (and its warm pool); *removed counts
  * them.  Goes on past a failure and returns the first one. */
 PGSNAP_API int pgsnap_rm_all(pgsnap_store *store, size_t *removed, pgsnap_error *err);

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 
 #define RESET_STOP_MS 10000
+#define RESET_JOIN_MS 60000
 
 static int claim_reset(const pgsnap_store *s, pgsnap_clone *cur, void *arg)
 {
@@ -221,6 +222,36 @@ static int reset_lease(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 	return r < 0 ? pgsnap_err_wrap(err, r, "clone %s", c->id) : 0;
 }
 
+/* Another process resets it now (a client retrying after the service it
+ * asked died, which the next service finishes): its result is what we
+ * were asked for.  If that process dies too, we take it over. */
+static int join_reset(pgsnap_store *s, const pgsnap_clone *c,
+		      pgsnap_clone *out, pgsnap_error *err)
+{
+	int64_t until = mono_us() / 1000 + RESET_JOIN_MS;
+	pgsnap_clone cur;
+	int ms = 2;
+
+	while (mono_us() / 1000 < until) {
+		poll(NULL, 0, ms);
+		ms = ms < 64 ? ms * 2 : ms;
+		if (registry_find(s, c->id, &cur, NULL) < 0)
+			return pgsnap_err(err, ESTALE, "clone %s was removed "
+					  "during its reset", c->id);
+		if (!strcmp(cur.state, "resetting") &&
+		    proc_alive(cur.creator, cur.creator_start))
+			continue;
+		if (strcmp(cur.state, "ready") ||
+		    !proc_alive(cur.pid, cur.pid_start))
+			return clone_reset(s, c->id, out, err);
+		if (out)
+			*out = cur;
+		return 0;
+	}
+	return pgsnap_err(err, EBUSY, "clone %s is being reset by another "
+			  "process (waited %d s)", c->id, RESET_JOIN_MS / 1000);
+}
+
 int clone_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
 		pgsnap_error *err)
 {
@@ -234,8 +265,7 @@ int clone_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
 				  "outside the store: not touching it", c.id, c.dir);
 	r = registry_edit(s, c.id, claim_reset, &c, NULL);
 	if (r == -EBUSY)
-		return pgsnap_err(err, EBUSY, "clone %s is being reset by "
-				  "another process", c.id);
+		return join_reset(s, &c, out, err);
 	if (r == -EINVAL)
 		return pgsnap_err(err, EINVAL, "clone %s is %s: only a ready "
 				  "clone is reset", c.id, c.state);
@@ -257,4 +287,21 @@ int clone_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
 		*out = c;
 	}
 	return r;
+}
+
+/* Resets whose process died (judge: unfinished_reset) are finished, the
+ * clone's owner still wanting it: a failure leaves it without a server,
+ * which the next gc ends. */
+void reset_finish(pgsnap_store *s)
+{
+	cleanup_free pgsnap_clone *v = NULL;
+	size_t n = 0, i;
+
+	if (registry_list(s, &v, &n, NULL) < 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i].state, "resetting") &&
+		    !proc_alive(v[i].creator, v[i].creator_start) &&
+		    clone_paths_valid(s, &v[i]))
+			clone_reset(s, v[i].id, NULL, NULL);
 }

@@ -7,5 +7,7 @@
 /* Reset the clone ref names; *out (may be NULL) receives its record. */
 int clone_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
 		pgsnap_error *err);
+/* Finish the resets whose process died (gc_result.unfinished_resets). */
+void reset_finish(pgsnap_store *s);
 
 #endif

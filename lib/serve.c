@@ -9,6 +9,7 @@
 #include "newclone.h"
 #include "pool.h"
 #include "proto.h"
+#include "life.h"
 #include "reset.h"
 #include "service.h"
 
@@ -406,7 +407,11 @@ static int do_logs(conn *c, const proto_req *q, pgsnap_error *err)
 	return r < 0 ? r : ST_OK;
 }
 
-static int do_reset(conn *c, const proto_req *q, pgsnap_error *err)
+/* reset and keep: one clone by id=, its record in the answer. */
+static int do_on_clone(conn *c, const proto_req *q, pgsnap_error *err,
+		       const char *verb,
+		       int (*op)(pgsnap_store *, const char *, pgsnap_clone *,
+				 pgsnap_error *))
 {
 	static const char *const keys[] = { "id", NULL };
 	const char *id = proto_get(q, "id");
@@ -417,10 +422,10 @@ static int do_reset(conn *c, const proto_req *q, pgsnap_error *err)
 	if (proto_check(q, keys, err) < 0)
 		return ST_BAD;
 	if (!id) {
-		pgsnap_err(err, EINVAL, "reset: give id=");
+		pgsnap_err(err, EINVAL, "%s: give id=", verb);
 		return ST_BAD;
 	}
-	if (clone_reset((pgsnap_store *)c->sv->s, id, &cl, err) < 0)
+	if (op((pgsnap_store *)c->sv->s, id, &cl, err) < 0)
 		return ST_FAIL;
 	jb_raw(&b, "{\"ok\": true");
 	jb_clone_fields(&b, &cl);
@@ -428,6 +433,22 @@ static int do_reset(conn *c, const proto_req *q, pgsnap_error *err)
 	r = answer(c, &b);
 	free(b.p);
 	return r < 0 ? r : ST_OK;
+}
+
+static int keep_op(pgsnap_store *s, const char *id, pgsnap_clone *out,
+		   pgsnap_error *err)
+{
+	return life_keep(s, id, out, err);
+}
+
+static int do_reset(conn *c, const proto_req *q, pgsnap_error *err)
+{
+	return do_on_clone(c, q, err, "reset", clone_reset);
+}
+
+static int do_keep(conn *c, const proto_req *q, pgsnap_error *err)
+{
+	return do_on_clone(c, q, err, "keep", keep_op);
 }
 
 static int do_forget(conn *c, const proto_req *q, pgsnap_error *err)
@@ -515,7 +536,7 @@ static const struct verb {
 } verbs[] = {
 	{ "new", do_new }, { "rm", do_rm }, { "ls", do_ls },
 	{ "logs", do_logs }, { "ping", do_ping }, { "warm", do_warm },
-	{ "reset", do_reset },
+	{ "reset", do_reset }, { "keep", do_keep },
 	{ "forget", do_forget }, { "stop", do_stop }, { "status", do_status },
 };
 

@@ -24,6 +24,7 @@
  */
 #include "internal.h"
 #include "gc.h"
+#include "reset.h"
 #include "service.h"
 #include "sha256.h"
 
@@ -292,6 +293,8 @@ static void *watcher(void *arg)
 				service_exit(sv, 0); /* the store was removed */
 			res.watched = 1;
 		}
+		if (res.unfinished_resets) /* its asker died, or the last us */
+			reset_finish((pgsnap_store *)sv->s);
 		sentinel_check(sv);
 		if (sv->s->cfg.snapshot_ttl_s &&
 		    mono_us() / 1000 - snap_gc_ms >= SNAPSHOT_GC_MS) {

@@ -122,9 +122,67 @@ PGSNAP_TEST_PAUSE=reset "$PGSNAP" reset "$u" >/dev/null 2>&1 &
 rp=$!
 until_ok 30 stopped "$rp"
 kill -9 "$rp"; wait "$rp" 2>/dev/null
+q "$u" 'create table junk (x int)' >/dev/null 2>&1
 run "$PGSNAP" gc
-like "$out" "removed clone $id: its reset was interrupted" "gc removes one nobody takes over"
+is "$rc" 0 "gc exits 0"
+is "$(state_of "$id")" ready "gc finishes a reset nobody takes over: the clone stays"
+is "$(q "$u" 'select count(*) from items')" 2 "and works, the snapshot's data"
+# A reset asked for while another runs joins it.
+PGSNAP_TEST_PAUSE=reset "$PGSNAP" reset "$u" >/dev/null 2>&1 &
+rp=$!
+until_ok 30 stopped "$rp"
+"$PGSNAP" reset "$u" >"$TEST_TMP/j.out" 2>"$TEST_TMP/j.err" &
+jp=$!
+sleep 0.2
+ok "$(alive "$jp" && echo 0 || echo 1)" "a second reset waits for the one under way"
+kill -CONT "$rp"; wait "$rp"
+is "$?" 0 "the first finishes"
+wait "$jp"
+is "$?" 0 "the second returns when it has"
+[ -s "$TEST_TMP/j.err" ] && diag "$(cat "$TEST_TMP/j.err")"
+is "$(q "$u" 'select count(*) from items')" 2 "the clone works"
+# Its owner ended meanwhile: gc removes it instead.
+u0=$u
+sleep 30 & op=$!
+u=$("$PGSNAP" new -s app -w 0 --owner "$op")
+oid=$(id_of "$u")
+PGSNAP_TEST_PAUSE=reset "$PGSNAP" reset "$u" >/dev/null 2>&1 &
+rp=$!
+until_ok 30 stopped "$rp"
+kill -9 "$rp" "$op"; wait "$rp" "$op" 2>/dev/null
+run "$PGSNAP" gc
+like "$out" "removed clone $oid: its owner process ended" "an interrupted reset whose owner ended: removed"
 unset PGSNAP_SERVICE
+# The service finishes one too (the reset of a client whose service died).
+"$PGSNAP" service start >/dev/null
+PGSNAP_TEST_PAUSE=reset "$PGSNAP" reset "$id" >/dev/null 2>&1 &
+rp=$!
+until_ok 30 stopped "$rp"
+kill -9 "$rp"; wait "$rp" 2>/dev/null
+until_ok 30 eval '[ "$(state_of "$id")" = ready ]'
+ok $? "the service finishes a reset whose process died"
+until_ok 10 q "$u0" 'select 1'
+is "$(q "$u0" 'select count(*) from items')" 2 "and the clone works"
+"$PGSNAP" rm --all
+
+# keep: a failed test's clone outlives its owner and its time limit.
+sleep 30 & op=$!
+u=$("$PGSNAP" new -s app -w 1 --owner "$op")
+kid=$(id_of "$u")
+run "$PGSNAP" keep "$kid"
+is "$rc" 0 "keep exits 0"
+is "$out" "$u" "and prints the clone's URL"
+is "$(record_field "$kid" owner)" 0 "its owner is dropped"
+is "$(record_field "$kid" timeout_s)" 0 "and its time limit"
+kill "$op"; wait "$op" 2>/dev/null
+sleep 1.5
+"$PGSNAP" gc >/dev/null
+is "$(state_of "$kid")" ready "its owner gone and idle past -w, it stays"
+is "$(q "$u" 'select count(*) from items')" 2 "and works"
+"$PGSNAP" rm "$kid"
+run "$PGSNAP" keep nosuchclone
+is "$rc" 1 "keep of an unknown clone: exit 1"
+like "$err" "no clone 'nosuchclone'" "naming it"
 
 # Bad input.
 run "$PGSNAP" reset nosuchclone

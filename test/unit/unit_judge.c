@@ -67,6 +67,21 @@ static void test_states(void)
 	   "a removal whose process died is finished");
 
 	base(&c, &f);
+	snprintf(c.state, sizeof(c.state), "resetting");
+	f.server_alive = false;
+	f.creator_alive = true;
+	is_str(why(&c, &f, NULL, &o), "", "a reset under way is its process's");
+	ok(!o.unfinished_reset, "and not another's to finish");
+	f.creator_alive = false;
+	is_str(why(&c, &f, NULL, &o), "", "a reset whose process died: the "
+	       "clone stays");
+	ok(o.unfinished_reset, "and its reset is to be finished");
+	c.owner = 4242;
+	f.owner_alive = false;
+	ok(strstr(why(&c, &f, NULL, &o), "owner") != NULL && !o.unfinished_reset,
+	   "an interrupted reset whose owner ended: removed");
+
+	base(&c, &f);
 	f.server_alive = false;
 	ok(strstr(why(&c, &f, NULL, &o), "server died") != NULL,
 	   "its server died");
