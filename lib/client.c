@@ -19,12 +19,13 @@
 #include <sys/un.h>
 
 #define CONNECT_WAIT_MS 3000
+#define ANSWER_MAX (64u << 20)
 
 struct svc_client {
 	int fd;
 	char config[20];             /* the service's settings (store_cfg) */
-	size_t len;
-	char buf[PROTO_LINE_MAX];
+	size_t len, cap;
+	char *buf;                   /* answers have no limit (new count=) */
 };
 
 static int connect_once(const char *path)
@@ -49,7 +50,7 @@ static int connect_once(const char *path)
 static int read_answer(svc_client *c, json_doc *doc, pgsnap_error *err)
 {
 	for (;;) {
-		char *nl = memchr(c->buf, '\n', c->len);
+		char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
 		ssize_t n;
 		int r;
 
@@ -61,10 +62,16 @@ static int read_answer(svc_client *c, json_doc *doc, pgsnap_error *err)
 			return r < 0 ? pgsnap_err(err, EPROTO, "the service "
 						  "answered with malformed JSON") : 0;
 		}
-		if (c->len == sizeof(c->buf))
-			return pgsnap_err(err, EPROTO, "the service's answer is "
-					  "too long");
-		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+		if (c->len == c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : PROTO_LINE_MAX;
+			char *p = cap > ANSWER_MAX ? NULL : realloc(c->buf, cap);
+			if (!p)
+				return pgsnap_err(err, EPROTO, "the service's "
+						  "answer is too long");
+			c->buf = p;
+			c->cap = cap;
+		}
+		n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -138,13 +145,12 @@ again:
 					  "lock but does not listen on %s", path);
 		poll(NULL, 0, 2);
 	}
-	c = malloc(sizeof(*c));
+	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
 		return pgsnap_err(err, ENOMEM, "out of memory");
 	}
 	c->fd = fd;
-	c->len = 0;
 	if ((r = client_call(c, PROTO_HELLO "\n", &doc, err)) < 0) {
 		client_close(c);
 		/* A service leaving as we came: start another (bounded). */
@@ -169,5 +175,6 @@ void client_close(svc_client *c)
 	if (!c)
 		return;
 	close(c->fd);
+	free(c->buf);
 	free(c);
 }

@@ -194,6 +194,7 @@ static keeper *keeper_new(service *sv, const pgsnap_new_opts *o,
 	k->o.progress = NULL;
 	k->o.build_if_stale = 0;
 	k->o.worker = "";
+	k->o.owner = 0; /* pooled servers are nobody's until taken */
 	snprintf(k->snapshot, sizeof(k->snapshot), "%s",
 		 o->snapshot ? o->snapshot : "default");
 	k->o.snapshot = k->snapshot;

@@ -39,7 +39,7 @@
 extern "C" {
 #endif
 
-#define PGSNAP_VERSION "0.1.0"
+#define PGSNAP_VERSION "0.2.0"
 
 #define PGSNAP_API __attribute__((visibility("default")))
 

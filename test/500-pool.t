@@ -159,4 +159,20 @@ is "$(servers_under "$he/run")" 1 "only the clone handed out still runs"
 is "$(q "$ue" 'select 1')" 1 "and it still answers"
 PGSNAP_HOME=$he "$PGSNAP" rm --all >/dev/null
 
+# A pool outlives the process that first asked for it: its servers are
+# nobody's (no --owner) until taken.
+ho=$TEST_TMP/owner
+sleep 30 & op=$!
+PGSNAP_HOME=$ho "$PGSNAP" new --owner "$op" >/dev/null
+ok "$(PGSNAP_HOME=$ho wait_for 60 npooled_is 2; echo $?)" "the first owner's new fills the pool"
+kill "$op"; wait "$op" 2>/dev/null
+PGSNAP_HOME=$ho "$PGSNAP" gc >/dev/null
+is "$(PGSNAP_HOME=$ho npooled)" 2 "its owner's end costs the pool nothing"
+sleep 30 & op=$!
+for i in 1 2 3; do PGSNAP_HOME=$ho "$PGSNAP" new --owner "$op" >/dev/null; done
+ok "$(PGSNAP_HOME=$ho wait_for 60 npooled_is 2; echo $?)" "another owner's handouts: refilled"
+is "$(PGSNAP_HOME=$ho nkeepers)" 1 "by the same keeper"
+kill "$op"; wait "$op" 2>/dev/null
+PGSNAP_HOME=$ho "$PGSNAP" rm --all >/dev/null
+
 done_testing

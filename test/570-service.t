@@ -124,6 +124,15 @@ run env PGSNAP_SERVICE=0 "$PGSNAP" new --json -w 0
 is "$(printf '%s' "$out" | $PY -c 'import json,sys; print(sorted(json.load(sys.stdin)))')" "$via" \
 	"new --json: the same fields through the service"
 
+# Answers have no length limit: 30 clones' JSON is over 16 KiB.
+run "$PGSNAP" new -n 30 --shared=50 --json -w 0
+is "$rc" 0 "new -n 30 through the service"
+[ "$rc" = 0 ] || diag "$err"
+is "$(printf '%s\n' "$out" | $PY -c 'import json,sys; print(len([json.loads(l) for l in sys.stdin]))')" 30 \
+	"30 clones in its answer ($(printf '%s' "$out" | wc -c) bytes)"
+ok "$([ "$(printf '%s' "$out" | wc -c)" -gt 16384 ] && echo 0 || echo 1)" "an answer longer than a request may be"
+"$PGSNAP" rm --all >/dev/null
+
 run "$PGSNAP" service stop
 is "$rc" 0 "service stop exits 0"
 until_ok 5 eval '[ -z "$(service_pids)" ]'; ok $? "and it is gone"
