@@ -183,12 +183,12 @@ def _marker_params(item):
     params = {}
     for m in item.iter_markers("pgsnap"):
         if m.args:
-            raise pytest.UsageError("%s: @pytest.mark.pgsnap takes keywords only (%s)"
-                                    % (item.nodeid, ", ".join(MARKER_KEYS)))
+            pytest.fail("@pytest.mark.pgsnap takes keywords only (%s)"
+                        % ", ".join(MARKER_KEYS), pytrace=False)
         for k, v in m.kwargs.items():
             if k not in MARKER_KEYS:
-                raise pytest.UsageError("%s: @pytest.mark.pgsnap has no key %r (%s)"
-                                        % (item.nodeid, k, ", ".join(MARKER_KEYS)))
+                pytest.fail("@pytest.mark.pgsnap has no key %r (%s)"
+                            % (k, ", ".join(MARKER_KEYS)), pytrace=False)
             params.setdefault(k, v)
     return params
 
