@@ -1,7 +1,10 @@
 # pgsnap - fresh, real PostgreSQL servers in milliseconds.
 #
 #   make            build build/pgsnap, build/libpgsnap.a and build/libpgsnap.so.0
-#   make check      build, then run the whole test suite (plus ASan+UBSan)
+#                   (needs the build dependencies: `make deps` installs them)
+#   make quickstart install what is missing, build, start a server, print its URL
+#   make check      install what is missing, build, run the whole test suite
+#                   (plus ASan+UBSan)
 #   make bench      benchmarks that print figures
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -41,17 +44,27 @@ FUZZ_TARGETS = $(sort $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_
 FUZZ_REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
 DEPS_STAMP = build/.deps-build
 
-.PHONY: all deps node-deps check quickstart bench install uninstall clean
+.PHONY: all deps node-deps check quickstart bench install uninstall clean \
+	build-deps-present
 all: $(B)/pgsnap $(B)/libpgsnap.a $(B)/libpgsnap.so.0 $(B)/pgsnap.pc $(UNIT_BINS)
 
-# A fresh machine needs nothing done by hand: install what is missing.
+# `make` only builds: it never runs apt-get (nor needs root).  What is
+# missing is named, with the command that installs it.
+build-deps-present:
+	@pkg-config --exists $(PKGS) 2>/dev/null && [ -n "$(PG_BINDIR)" ] || { \
+		echo "make: the build needs pkg-config, libpq-dev, liburing-dev and the" \
+		     "PostgreSQL server: run 'make deps' (apt-get, as root or with sudo)" >&2; \
+		exit 1; }
+
+# A fresh machine needs nothing done by hand: `make quickstart` and `make
+# check` install what is missing.
 $(DEPS_STAMP): scripts/deps.sh
 	@mkdir -p $(@D)
 	sh scripts/deps.sh build
 	@touch $@
 deps: $(DEPS_STAMP)
 
-$(B)/%.o: %.c $(wildcard lib/*.h cmd/*.h) | $(DEPS_STAMP)
+$(B)/%.o: %.c $(wildcard lib/*.h cmd/*.h) | build-deps-present
 	@mkdir -p $(@D)
 	@echo '  CC      $<'
 	@$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
@@ -63,9 +76,19 @@ $(B)/gen/recipes.c: $(RECIPES) scripts/embed-recipes.sh
 $(B)/gen/recipes.o: $(B)/gen/recipes.c
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(B)/libpgsnap.a: $(LIB_OBJS)
+# Two archives.  The internal one, every symbol, is for the unit tests,
+# fuzzers and benchmarks.  The installed one exports pgsnap_* only: its
+# objects are linked into one and every hidden symbol made local, so that
+# a program linking it statically cannot collide with our internal names.
+$(B)/libpgsnap-internal.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(B)/libpgsnap.a: $(LIB_OBJS)
+	@rm -f $@ $(B)/libpgsnap-all.o
+	ld -r -o $(B)/libpgsnap-all.o $^
+	objcopy --localize-hidden $(B)/libpgsnap-all.o
+	ar rcs $@ $(B)/libpgsnap-all.o
 
 # The shared library exports the API of pgsnap.h and nothing else: hidden
 # visibility by default, and a version script that names each symbol.
@@ -80,13 +103,13 @@ $(B)/pgsnap.pc: pgsnap.pc.in lib/pgsnap.h Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-# The CLI and the tests link the static archive (internal symbols too).
+# The CLI uses the public API only: it links the installed archive.
 $(B)/pgsnap: $(CMD_OBJS) $(B)/libpgsnap.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(CMD_OBJS) $(B)/libpgsnap.a $(LIBS)
 
-$(B)/test/%: test/unit/%.c $(B)/libpgsnap.a test/unit/tap.h
+$(B)/test/%: test/unit/%.c $(B)/libpgsnap-internal.a test/unit/tap.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -o $@ $< $(B)/libpgsnap.a $(LIBS)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -o $@ $< $(B)/libpgsnap-internal.a $(LIBS)
 
 # unit_output tests cmd/output.c, which it includes.
 $(B)/test/unit_output: cmd/output.c cmd/cmd.h
@@ -107,20 +130,20 @@ FUZZ_CC = clang
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_TIME ?= 60
 all: $(FUZZ_REPLAYS)
-$(B)/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz.h $(B)/libpgsnap.a
+$(B)/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz.h $(B)/libpgsnap-internal.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -Itest/fuzz -o $@ $< \
-		test/fuzz/replay.c $(B)/libpgsnap.a $(LIBS)
+		test/fuzz/replay.c $(B)/libpgsnap-internal.a $(LIBS)
 
 # libFuzzer binaries: the library rebuilt by clang with coverage.
-build/libfuzzer/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h build/libfuzzer/libpgsnap.a
+build/libfuzzer/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h build/libfuzzer/libpgsnap-internal.a
 	$(FUZZ_CC) $(ALL_CPPFLAGS) -std=gnu11 -g -O1 -Ilib -Itest/fuzz \
-		-fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< build/libfuzzer/libpgsnap.a $(LIBS)
+		-fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< build/libfuzzer/libpgsnap-internal.a $(LIBS)
 ifneq ($(B),build/libfuzzer)
-build/libfuzzer/libpgsnap.a: $(LIB_SRCS) $(wildcard lib/*.h) $(RECIPES)
+build/libfuzzer/libpgsnap-internal.a: $(LIB_SRCS) $(wildcard lib/*.h) $(RECIPES)
 	$(MAKE) B=build/libfuzzer CC=$(FUZZ_CC) \
 		CFLAGS='-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)' \
-		EXTRA_CFLAGS=-Wno-unknown-warning-option build/libfuzzer/libpgsnap.a
+		EXTRA_CFLAGS=-Wno-unknown-warning-option build/libfuzzer/libpgsnap-internal.a
 endif
 .PHONY: fuzz fuzz-bins
 fuzz-bins: $(FUZZ_TARGETS:%=build/libfuzzer/fuzz_%)
@@ -151,32 +174,42 @@ $(NODE_PG): test/node/package.json | $(TEST_DEPS_STAMP)
 		echo "warning: npm install --prefix test/node failed: the Node tests will skip" >&2
 node-deps: $(NODE_PG)
 
-check: all asan $(TEST_DEPS_STAMP) $(NODE_PG)
+check: $(DEPS_STAMP) $(TEST_DEPS_STAMP)
+	$(MAKE) all asan node-deps
 	@# libFuzzer builds here, not in 600-fuzz.t's time (it says why if not)
 	-@$(MAKE) -s fuzz-bins >/dev/null 2>&1
 	PGSNAP_BUILD=$(CURDIR)/build prove -f -j2 test/*.t
 	PGSNAP_BUILD=$(CURDIR)/build/asan PGSNAP_SANITIZED=1 prove -f -j2 test/*.t
 
-quickstart: all
+quickstart: $(DEPS_STAMP)
+	$(MAKE) all
 	sh scripts/quickstart.sh
 
 # The benchmark driver: times "fresh server to first query" from outside.
-$(B)/bench/timer: test/bench/timer.c test/bench/suite_sql.h | $(DEPS_STAMP)
+$(B)/bench/timer: test/bench/timer.c test/bench/suite_sql.h | build-deps-present
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $< $(LIBS) $(PQ_LIBS)
 
 # How soon pgsnap knows a server is ready (internal API: the archive).
-$(B)/bench/ready: test/bench/ready.c $(B)/libpgsnap.a
+$(B)/bench/ready: test/bench/ready.c $(B)/libpgsnap-internal.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -o $@ $< $(B)/libpgsnap.a $(LIBS) $(PQ_LIBS)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -o $@ $< $(B)/libpgsnap-internal.a $(LIBS) $(PQ_LIBS)
 
 # The suite run by a harness that uses libpgsnap in its own process.
 $(B)/bench/libsuite: test/bench/libsuite.c test/bench/suite_sql.h $(B)/libpgsnap.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Ilib -pthread -o $@ $< $(B)/libpgsnap.a $(LIBS) $(PQ_LIBS)
 
-bench: all $(B)/bench/timer $(B)/bench/ready $(B)/bench/libsuite
+# The service timed by a client of its protocol (the C harness over the
+# socket).
+$(B)/bench/svcbench: test/bench/svcbench.c test/bench/suite_sql.h | build-deps-present
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $< $(LIBS) $(PQ_LIBS)
+
+bench: $(DEPS_STAMP) $(TEST_DEPS_STAMP)
 	sh scripts/deps.sh bench
+	$(MAKE) all $(B)/bench/timer $(B)/bench/ready $(B)/bench/libsuite \
+		$(B)/bench/svcbench
 	sh scripts/bench.sh
 
 # The binary, the header, both libraries, pkg-config's file and the man

@@ -25,6 +25,8 @@ int cmd_exec(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_service(int argc, char **argv);
+int cmd_reset(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 
 /* "pgsnap CMD: MESSAGE (see pgsnap CMD --help)" on stderr; returns 2. */
 int usage_error(const char *cmd, const char *fmt, ...)

@@ -157,8 +157,8 @@ static void report_kept(const pgsnap_clone *c, const char *cmd, int code)
 
 	pgsnap_clone_url(c, url, sizeof(url));
 	fprintf(stderr, "pgsnap exec: '%s' failed (exit status %d); its "
-		"clone %s is kept:\n  psql '%s'\n  pgsnap rm %s\n", cmd, code,
-		c->id, url, c->id);
+		"clone %s is kept:\n  psql '%s'\n  server log: %s/log\n"
+		"  pgsnap rm %s\n", cmd, code, c->id, url, c->dir, c->id);
 }
 
 int cmd_exec(int argc, char **argv)

@@ -15,6 +15,8 @@ static const command commands[] = {
 	{ "exec", cmd_exec, "run a command against a fresh server, then remove it" },
 	{ "snapshot", cmd_snapshot, "build, list, save, export snapshots" },
 	{ "gc", cmd_gc, "remove expired, dead and half-made clones" },
+	{ "reset", cmd_reset, "put a clone back to its snapshot, in place" },
+	{ "logs", cmd_logs, "print a clone's server log" },
 	{ "service", cmd_service, "start, stop or find the store's service" },
 };
 

@@ -81,11 +81,14 @@ void judge_record(const judge_ctx *x, const pgsnap_clone *c,
 			o->why = "a kept clone whose directory is gone";
 		return;
 	}
-	if (!strcmp(c->state, "starting") || !strcmp(c->state, "stopping")) {
+	if (!strcmp(c->state, "starting") || !strcmp(c->state, "stopping") ||
+	    !strcmp(c->state, "resetting")) {
 		if (!f->creator_alive)
 			o->why = !strcmp(c->state, "starting") ?
 				"its creator died while making it" :
-				"its removal was interrupted";
+				!strcmp(c->state, "stopping") ?
+				"its removal was interrupted" :
+				"its reset was interrupted";
 		return;
 	}
 	if (!f->server_alive)

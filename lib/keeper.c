@@ -39,7 +39,7 @@ struct keeper {
 	pthread_cond_t done;
 };
 
-static void variant_key(const pgsnap_new_opts *o, char *buf, size_t len)
+void keeper_variant_key(const pgsnap_new_opts *o, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s|%d|%d|%d|%s|%s|%d",
 		 o->snapshot ? o->snapshot : "default", (int)o->method, o->tcp,
@@ -229,7 +229,7 @@ void keeper_want(service *sv, const pgsnap_new_opts *o)
 	pthread_t th;
 	keeper *k;
 
-	variant_key(o, key, sizeof(key));
+	keeper_variant_key(o, key, sizeof(key));
 	pthread_mutex_lock(&sv->mu);
 	for (k = sv->keepers; k && strcmp(k->key, key); k = k->next)
 		;

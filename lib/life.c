@@ -62,49 +62,49 @@ static int record_new(const pgsnap_store *s, pgsnap_clone *c,
 	return pgsnap_err(err, EEXIST, "no free clone id after %d tries", tries);
 }
 
-static int start_server(const pgsnap_store *s, const pgsnap_new_opts *o,
-			pgsnap_clone *c, const clone_job *job,
-			pgsnap_error *err)
+int life_start(const pgsnap_store *s, pgsnap_clone *c, const clone_job *job,
+	       bool same_port, pgsnap_error *err)
 {
 	char logp[600];
 	server_start st = { 0 };
+	bool tcp = c->host[0] != '\0';
 	int tries, r;
 
-	if ((r = sockdir_make(s, c, err)) < 0)
+	if ((r = sockdir_make(s, c, err)) < 0 && r != -EEXIST)
 		return r;
 	snprintf(logp, sizeof(logp), "%s/log", c->dir);
 	st.datadir = c->datadir;
 	st.sockdir = c->sockdir;
 	st.log_path = logp;
-	st.tcp = o->tcp;
-	st.server_opts = o->server_opts;
+	st.tcp = tcp;
+	st.server_opts = c->options[0] ? c->options : NULL;
 	st.timeout_ms = START_TIMEOUT_MS;
-	st.ipv6 = o->tcp && o->ipv6;
+	st.ipv6 = tcp && c->ipv6;
 	if (job->overlay.target) {
 		st.overlay = &job->overlay;
 		st.ready_dir = job->ready_dir;
 	}
 	for (tries = 0; tries < PORT_TRIES; tries++) {
-		st.port = !o->tcp ? 5432 : st.ipv6 ? free_tcp_port_dual() :
-			  free_tcp_port();
+		st.port = !tcp ? 5432 : same_port ? c->port : st.ipv6 ?
+			  free_tcp_port_dual() : free_tcp_port();
 		if (st.port < 0)
 			return pgsnap_errno(err, st.port, "no free TCP port%s",
 					    st.ipv6 ? " on 127.0.0.1 and ::1" : "");
 		r = server_start_ready(s, &st, &c->pid, err);
-		if (r != -EADDRINUSE || !o->tcp)
+		if (r != -EADDRINUSE || !tcp || same_port)
 			break;
 	}
 	if (r < 0)
 		return r;
 	c->port = st.port;
 	c->pid_start = proc_start_time(c->pid);
-	if (o->tcp) {
+	if (tcp) {
 		/* TCP is reachable by every local user: a random password
 		 * (SCRAM, see pg_hba.conf of the snapshot) guards it, while
 		 * the private socket stays passwordless for the owner. */
 		cleanup_pgconn PGconn *conn = NULL;
-		snprintf(c->host, sizeof(c->host), "127.0.0.1");
-		random_hex(c->password, 24);
+		if (!c->password[0])
+			random_hex(c->password, 24);
 		if ((r = sql_connect(c->sockdir, c->port, c->dbname, &conn,
 				     err)) < 0)
 			return r;
@@ -166,7 +166,7 @@ int life_make(const pgsnap_store *s, life_make_req *q, pgsnap_clone *c,
 	if (q->snap_lock && *q->snap_lock >= 0)
 		close(steal_fd(q->snap_lock));
 	snprintf(c->datadir, sizeof(c->datadir), "%s", job.datadir);
-	if ((r = start_server(s, q->o, c, &job, err)) < 0)
+	if ((r = life_start(s, c, &job, false, err)) < 0)
 		goto fail;
 	if (q->prepare)
 		q->prepare(s, c, q->arg);
@@ -235,10 +235,13 @@ int life_claim(const pgsnap_store *s, life_victim *v, size_t n,
 		}
 		snprintf(cur.state, sizeof(cur.state), "stopping");
 		/* The process at work on it: gc leaves it alone while we
-		 * live; a crash of ours leaves a record gc can judge. */
+		 * live; a crash of ours leaves a record gc can judge.  A
+		 * lease's end is one step (its sessions are told to go): its
+		 * record goes at once, one update instead of two. */
 		cur.creator = getpid();
 		cur.creator_start = me_start;
-		if (registry_put(s, &cur, NULL) < 0)
+		if (clone_is_lease(&cur) && !v[i].orphan ?
+		    registry_del(s, cur.id) < 0 : registry_put(s, &cur, NULL) < 0)
 			continue;
 		if (cur.opts_sig[0])
 			registry_avail_del(s, cur.opts_sig, cur.id);

@@ -34,6 +34,12 @@ typedef struct life_make_req {
  * All or nothing. */
 int life_make(const pgsnap_store *s, life_make_req *q, pgsnap_clone *c,
 	      pgsnap_error *err);
+/* Start the server of clone c (made by job) on its socket directory, with
+ * its options; TCP (c->host set) on a free port or, same_port, on
+ * c->port; then its password (c->password, or a new one).  c receives
+ * the pid and port. */
+int life_start(const pgsnap_store *s, pgsnap_clone *c, const clone_job *job,
+	       bool same_port, pgsnap_error *err);
 /* A registry_edit function that deletes the record. */
 int life_drop_record(const pgsnap_store *s, pgsnap_clone *cur, void *arg);
 

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NEW_N_THREADS 4
 
@@ -40,6 +41,10 @@ int new_opts_resolve(const pgsnap_store *s, const pgsnap_new_opts *in,
 	if (out->shared && out->keep)
 		return pgsnap_err(err, EINVAL, "-k with --shared: a shared "
 				  "server's files are not one test's to keep");
+	if (out->server_opts &&
+	    strlen(out->server_opts) >= sizeof(((pgsnap_clone *)0)->options))
+		return pgsnap_err(err, E2BIG, "-o: server options longer than "
+				  "%zu bytes", sizeof(((pgsnap_clone *)0)->options) - 1);
 	if (!out->worker)
 		out->worker = s->cfg.worker;
 	if (strlen(out->worker) >= sizeof(((pgsnap_clone *)0)->worker) ||
@@ -70,33 +75,69 @@ static void fill_template(const pgsnap_store *s, const pgsnap_new_opts *o,
 	c->keep = o->keep;
 	c->created_ms = now_ms();
 	c->dbs = o->shared;
+	/* For life_start: -t, -6 and -o stay with the clone (reset). */
+	if (o->tcp)
+		snprintf(c->host, sizeof(c->host), "127.0.0.1");
+	c->ipv6 = o->tcp && o->ipv6;
+	snprintf(c->options, sizeof(c->options), "%s",
+		 o->server_opts ? o->server_opts : "");
 }
 
-int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
-	      pgsnap_clone *out, pgsnap_error *err)
+int new_prepare(pgsnap_store *s, const pgsnap_new_opts *o, new_prep *p,
+		int *snap_lock, pgsnap_error *err)
 {
-	char snap[64], snapdir[600];
-	cleanup_close int snap_lock = -1, start_lock = -1;
+	struct stat st;
+	char meta[700];
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if ((r = snapshot_for_new(s, o, p->snap, sizeof(p->snap), snap_lock,
+				  err)) < 0)
+		return r;
+	snapshot_dir(s, p->snap, p->snapdir, sizeof(p->snapdir));
+	if ((r = clone_choose_for(s, o->method, p->snapdir, &p->engine, err)) < 0)
+		return r;
+	pool_sig(o, p->snap, p->snapdir, p->engine->name, p->sig, sizeof(p->sig));
+	snprintf(meta, sizeof(meta), "%s/meta", p->snapdir);
+	if (stat(meta, &st) == 0) {
+		p->meta_ino = st.st_ino;
+		p->meta_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+				   st.st_mtim.tv_nsec;
+	}
+	return 0;
+}
+
+bool new_prep_current(const new_prep *p)
+{
+	struct stat st;
+	char meta[700];
+
+	/* A rebuilt or replaced snapshot is a new meta file (an inode of
+	 * its own), as pool_sig sees it. */
+	snprintf(meta, sizeof(meta), "%s/meta", p->snapdir);
+	return p->engine && stat(meta, &st) == 0 && st.st_ino == p->meta_ino &&
+	       (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec ==
+	       p->meta_mtime_ns;
+}
+
+void new_template(const pgsnap_store *s, const pgsnap_new_opts *o,
+		  const new_prep *p, pgsnap_clone *c)
+{
+	fill_template(s, o, p->snap, p->engine->name, c);
+	snprintf(c->opts_sig, sizeof(c->opts_sig), "%s", p->sig);
+}
+
+int clone_new_prepared(pgsnap_store *s, const pgsnap_new_opts *o,
+		       const new_prep *p, int *snap_lock, bool pooled,
+		       pgsnap_clone *out, pgsnap_error *err)
+{
+	cleanup_close int start_lock = -1;
 	life_make_req q = { 0 };
 	shared_commit_arg sc = { 0 };
-	const clone_engine *eng;
 	pgsnap_clone c;
 	int r;
 
-	if (o->owner > 0 && !proc_alive(o->owner, 0))
-		return pgsnap_err(err, ESRCH, "--owner %d: no such process",
-				  (int)o->owner);
-	if ((r = guard_fd_limit(err)) < 0)
-		return r;
-	if ((r = snapshot_for_new(s, o, snap, sizeof(snap), &snap_lock,
-				  err)) < 0)
-		return r;
-	snapshot_dir(s, snap, snapdir, sizeof(snapdir));
-	if ((r = clone_choose_for(s, o->method, snapdir, &eng, err)) < 0)
-		return r;
-	fill_template(s, o, snap, eng->name, &c);
-	pool_sig(o, snap, snapdir, eng->name, c.opts_sig, sizeof(c.opts_sig));
-
+	new_template(s, o, p, &c);
 	if (!pooled && o->shared > 0) {
 		r = shared_take(s, &c, out, err);
 		/* None has a database left: one caller starts a server (the
@@ -112,12 +153,12 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 		return r < 0 ? r : 0;
 
 	q.o = o;
-	q.engine = eng;
-	q.snapdir = snapdir;
-	q.snap_lock = &snap_lock;
+	q.engine = p->engine;
+	q.snapdir = p->snapdir;
+	q.snap_lock = snap_lock;
 	q.state = "ready";
 	if (pooled) {
-		/* The keeper's own: no owner, and a limit of its own so that
+		/* The keeper's own: no owner, and a limit of their own so that
 		 * gc removes them should the service be killed. */
 		c.owner = 0;
 		c.owner_start = 0;
@@ -142,6 +183,27 @@ int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 			*out = made;
 	}
 	return 0;
+}
+
+int new_check(const pgsnap_new_opts *o, pgsnap_error *err)
+{
+	if (o->owner > 0 && !proc_alive(o->owner, 0))
+		return pgsnap_err(err, ESRCH, "--owner %d: no such process",
+				  (int)o->owner);
+	return guard_fd_limit(err);
+}
+
+int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
+	      pgsnap_clone *out, pgsnap_error *err)
+{
+	cleanup_close int snap_lock = -1;
+	new_prep p;
+	int r;
+
+	if ((r = new_check(o, err)) < 0 ||
+	    (r = new_prepare(s, o, &p, &snap_lock, err)) < 0)
+		return r;
+	return clone_new_prepared(s, o, &p, &snap_lock, pooled, out, err);
 }
 
 typedef struct new_many {

@@ -14,6 +14,31 @@ int new_opts_resolve(const pgsnap_store *s, const pgsnap_new_opts *in,
  * pooled: a server made for the pool (state "pooled"). */
 int clone_new(pgsnap_store *s, const pgsnap_new_opts *o, bool pooled,
 	      pgsnap_clone *out, pgsnap_error *err);
+
+/* clone_new in its steps, for the service, which keeps what the first
+ * two decide per variant (a handout then costs a registry update):
+ * check the options against the system (the owner lives, enough file
+ * descriptors); settle the snapshot (held by *snap_lock), the engine and
+ * the variant; fill a clone's record as far as the caller decides it;
+ * hand out or make. */
+typedef struct new_prep {
+	char snap[64];
+	char snapdir[600];
+	const clone_engine *engine;
+	char sig[64];
+	unsigned long long meta_ino;
+	int64_t meta_mtime_ns;
+} new_prep;
+int new_check(const pgsnap_new_opts *o, pgsnap_error *err);
+int new_prepare(pgsnap_store *s, const pgsnap_new_opts *o, new_prep *p,
+		int *snap_lock, pgsnap_error *err);
+/* Is p still what new_prepare would decide (the snapshot not rebuilt)? */
+bool new_prep_current(const new_prep *p);
+void new_template(const pgsnap_store *s, const pgsnap_new_opts *o,
+		  const new_prep *p, pgsnap_clone *c);
+int clone_new_prepared(pgsnap_store *s, const pgsnap_new_opts *o,
+		       const new_prep *p, int *snap_lock, bool pooled,
+		       pgsnap_clone *out, pgsnap_error *err);
 /* n of them, the pool first, the rest in parallel; all or nothing. */
 int clone_new_n(pgsnap_store *s, const pgsnap_new_opts *o, size_t n,
 		pgsnap_clone *out, pgsnap_error *err);

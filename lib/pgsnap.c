@@ -15,6 +15,7 @@
 #include "newclone.h"
 #include "pool.h"
 #include "proto.h"
+#include "reset.h"
 #include "service.h"
 #include "snapshot.h"
 
@@ -229,6 +230,12 @@ static void keep_watched(pgsnap_store *s, const pgsnap_clone *v, size_t n)
 		service_ensure(s, NULL);
 }
 
+int pgsnap_find(pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		pgsnap_error *err)
+{
+	return registry_find(s, ref, out, err);
+}
+
 int pgsnap_list(pgsnap_store *s, pgsnap_clone **out, size_t *n,
 		pgsnap_error *err)
 {
@@ -263,6 +270,33 @@ static int rm_request(pgsnap_store *s, const char *key, const char *val,
 		json_free(&d);
 	}
 	return rc < 0 ? rc : 1;
+}
+
+int pgsnap_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		 pgsnap_error *err)
+{
+	pgsnap_clone c;
+	json_doc d;
+	jbuf b = { 0 };
+	int r, rc;
+
+	jb_raw(&b, "reset");
+	proto_put(&b, "id", ref);
+	jb_raw(&b, "\n");
+	r = b.oom ? 0 : ask(s, b.p, &d, &rc, err);
+	free(b.p);
+	if (!r)
+		return clone_reset(s, ref, out, err);
+	if (rc < 0)
+		return rc;
+	rc = json_to_clone(&d, d.nodes, &c);
+	json_free(&d);
+	if (rc < 0)
+		return pgsnap_err(err, EPROTO, "the service's answer holds no "
+				  "clone");
+	if (out)
+		*out = c;
+	return 0;
 }
 
 int pgsnap_rm(pgsnap_store *s, const char *ref, pgsnap_error *err)

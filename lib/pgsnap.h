@@ -151,6 +151,10 @@ typedef struct pgsnap_clone {
 	int64_t used_ms;
 	/* The test runner's worker that asked for it (pgsnap_new_opts). */
 	char worker[64];
+	/* The server's options (-o, --ipv6): pgsnap_reset starts it again
+	 * with them. */
+	char options[1024];
+	int ipv6;
 } pgsnap_clone;
 
 /* Clone the snapshot (building it first when it is the shipped recipe
@@ -206,6 +210,12 @@ PGSNAP_API int pgsnap_clone_conninfo(const pgsnap_clone *c, char *buf, size_t le
  * as snprintf() does; 0 when out of memory. */
 PGSNAP_API int pgsnap_clone_json(const pgsnap_clone *c, char *buf, size_t len);
 
+/* The clone ref names (its id, URL, JDBC URL or directory) into *out;
+ * -ENOENT when none.  Its server's log is out->dir/log (for a database of
+ * a shared server, its server's). */
+PGSNAP_API int pgsnap_find(pgsnap_store *store, const char *ref,
+			   pgsnap_clone *out, pgsnap_error *err);
+
 /* The clones of the store (every state), in creation order.  *out is
  * malloc'ed (NULL or not when *n is 0): free() it. */
 PGSNAP_API int pgsnap_list(pgsnap_store *store, pgsnap_clone **out, size_t *n,
@@ -215,6 +225,15 @@ PGSNAP_API int pgsnap_list(pgsnap_store *store, pgsnap_clone **out, size_t *n,
  * files and record; ref is its id, URL, JDBC URL or directory.  -ENOENT
  * when no clone of this store matches. */
 PGSNAP_API int pgsnap_rm(pgsnap_store *store, const char *ref, pgsnap_error *err);
+
+/* The clone ref names, back to its snapshot in place: the same URL, port,
+ * socket and password, the data as the snapshot has it; its sessions are
+ * ended.  A database of a shared server is dropped and replaced by a fresh
+ * copy under its name.  *out (may be NULL) receives its record.  On
+ * failure the clone is left without a server: pgsnap_gc removes it, or a
+ * second reset starts it again. */
+PGSNAP_API int pgsnap_reset(pgsnap_store *store, const char *ref,
+			    pgsnap_clone *out, pgsnap_error *err);
 
 /* Remove every clone of this store (and its warm pool); *removed counts
  * them.  Goes on past a failure and returns the first one. */

@@ -32,7 +32,7 @@ static const struct field {
 	N(created_ms, F_I64), N(timeout_s, F_LONG),
 	N(keep, F_INT), S(boot_id), S(opts_sig),
 	S(parent), N(dbs, F_INT), N(dbs_used, F_INT), N(used_ms, F_I64),
-	S(worker),
+	S(worker), S(options), N(ipv6, F_INT),
 #undef S
 #undef N
 };
@@ -416,7 +416,8 @@ bool record_watched(const pgsnap_clone *c)
 	return strcmp(c->state, "kept") &&
 	       (clone_is_shared(c) || effective_timeout(c) > 0 || c->owner > 0 ||
 		!strcmp(c->state, "starting") ||
-		!strcmp(c->state, "stopping"));
+		!strcmp(c->state, "stopping") ||
+		!strcmp(c->state, "resetting"));
 }
 
 size_t shared_leases(const pgsnap_clone *v, size_t n, const char *id)

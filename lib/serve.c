@@ -9,6 +9,7 @@
 #include "newclone.h"
 #include "pool.h"
 #include "proto.h"
+#include "reset.h"
 #include "service.h"
 
 #include <pthread.h>
@@ -224,7 +225,11 @@ static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
 		pgsnap_err(err, ENOMEM, "out of memory");
 		return ST_FAIL;
 	}
-	r = clone_new_n(s, &ro, (size_t)count, v, err);
+	/* A database of a shared server: the fast path (handout.c). */
+	if (count == 1 && ro.shared > 0 && !ro.build_if_stale)
+		r = handout_shared(c->sv, s, &ro, v, err);
+	else
+		r = clone_new_n(s, &ro, (size_t)count, v, err);
 	if (r == 0) {
 		jb_raw(&b, "{\"ok\": true");
 		if (built.len) {
@@ -396,6 +401,30 @@ static int do_logs(conn *c, const proto_req *q, pgsnap_error *err)
 	return r < 0 ? r : ST_OK;
 }
 
+static int do_reset(conn *c, const proto_req *q, pgsnap_error *err)
+{
+	static const char *const keys[] = { "id", NULL };
+	const char *id = proto_get(q, "id");
+	pgsnap_clone cl;
+	jbuf b = { 0 };
+	int r;
+
+	if (proto_check(q, keys, err) < 0)
+		return ST_BAD;
+	if (!id) {
+		pgsnap_err(err, EINVAL, "reset: give id=");
+		return ST_BAD;
+	}
+	if (clone_reset((pgsnap_store *)c->sv->s, id, &cl, err) < 0)
+		return ST_FAIL;
+	jb_raw(&b, "{\"ok\": true");
+	jb_clone_fields(&b, &cl);
+	jb_raw(&b, "}\n");
+	r = answer(c, &b);
+	free(b.p);
+	return r < 0 ? r : ST_OK;
+}
+
 static int do_forget(conn *c, const proto_req *q, pgsnap_error *err)
 {
 	static const char *const keys[] = { "snapshot", NULL };
@@ -481,6 +510,7 @@ static const struct verb {
 } verbs[] = {
 	{ "new", do_new }, { "rm", do_rm }, { "ls", do_ls },
 	{ "logs", do_logs }, { "ping", do_ping }, { "warm", do_warm },
+	{ "reset", do_reset },
 	{ "forget", do_forget }, { "stop", do_stop }, { "status", do_status },
 };
 

@@ -199,15 +199,6 @@ static void sentinel_check(service *sv)
 	sentinel_start(sv);
 }
 
-void service_exit(service *sv, int status)
-{
-	/* On purpose: the sentinel must not start another one. */
-	if (sv->sentinel_fd >= 0 && write(sv->sentinel_fd, "x", 1) < 0) {
-		/* it is gone already */
-	}
-	_exit(status);
-}
-
 static void on_signal(int sig)
 {
 	uint64_t one = 1;
@@ -218,15 +209,6 @@ static void on_signal(int sig)
 	 * meanwhile must not be left without a watcher. */
 	if (write(svc.wake_fd, &one, sizeof(one)) < 0) {
 		/* a round comes within a second anyway */
-	}
-}
-
-void service_wake(service *sv)
-{
-	uint64_t one = 1;
-
-	if (write(sv->wake_fd, &one, sizeof(one)) < 0) {
-		/* eventfd overflow: it is awake */
 	}
 }
 
@@ -284,20 +266,6 @@ static bool try_exit(service *sv)
 	return true;
 }
 
-void service_quit(service *sv)
-{
-	pthread_mutex_lock(&sv->mu);
-	sv->exiting = true;
-	pthread_mutex_unlock(&sv->mu);
-	shutdown(sv->listen_fd, SHUT_RDWR);
-	close(sv->listen_fd);
-	unlink(sv->sock);
-	if (ftruncate(sv->lock_fd, 0) < 0) {
-		/* only the pid shown to people */
-	}
-	close(sv->lock_fd);
-}
-
 static void *watcher(void *arg)
 {
 	service *sv = arg;
@@ -338,46 +306,6 @@ static void *watcher(void *arg)
 		}
 	}
 	return NULL;
-}
-
-pgsnap_store *service_store_for(service *sv, const char *user,
-				pgsnap_error *err)
-{
-	pgsnap_store_opts o = { 0 };
-	char homerun[600];
-	pgsnap_store *s = NULL;
-	size_t i;
-
-	if (!user || !strcmp(user, sv->s->user))
-		return (pgsnap_store *)sv->s;
-	pthread_mutex_lock(&sv->mu);
-	for (i = 0; i < ARRAY_SIZE(sv->others) && sv->others[i]; i++)
-		if (!strcmp(sv->others[i]->user, user))
-			s = sv->others[i];
-	pthread_mutex_unlock(&sv->mu);
-	if (s)
-		return s;
-	/* The same store: a home given explicitly keeps run/ inside it;
-	 * other stores come from the environment, which we inherited. */
-	snprintf(homerun, sizeof(homerun), "%s/run", sv->s->home);
-	if (!strcmp(homerun, sv->s->run))
-		o.home = sv->s->home;
-	o.user = user;
-	o.bindir = sv->s->bindir;
-	if (pgsnap_store_open(&s, &o, err) < 0)
-		return NULL;
-	pthread_mutex_lock(&sv->mu);
-	for (i = 0; i < ARRAY_SIZE(sv->others) && sv->others[i]; i++)
-		;
-	if (i < ARRAY_SIZE(sv->others))
-		sv->others[i] = s;
-	pthread_mutex_unlock(&sv->mu);
-	if (i == ARRAY_SIZE(sv->others)) {
-		pgsnap_store_close(s);
-		pgsnap_err(err, EMFILE, "too many server users for one service");
-		return NULL;
-	}
-	return s;
 }
 
 /* Only the store's owner and root. */
@@ -431,23 +359,10 @@ static void start_conn(service *sv, int fd)
 	c->fd = fd;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 256 << 10);
 	if (pthread_create(&th, &at, conn_main, c) != 0) {
 		conn_done(c);
 	}
 	pthread_attr_destroy(&at);
-}
-
-void conn_done(conn *c)
-{
-	service *sv = c->sv;
-
-	close(c->fd);
-	free(c);
-	pthread_mutex_lock(&sv->mu);
-	sv->conns--;
-	pthread_mutex_unlock(&sv->mu);
-	service_wake(sv);
 }
 
 static void setup_process(int *lock_fd, int *ready_fd)
@@ -491,6 +406,7 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 	svc.s = s;
 	svc.lock_fd = lock_fd;
 	svc.sentinel_fd = -1;
+	handout_init(&svc);
 	svc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pid, (size_t)n, 0) < 0) {

@@ -9,6 +9,8 @@
 #include <pthread.h>
 
 typedef struct keeper keeper;
+typedef struct prepared prepared;
+struct handout;
 
 typedef struct service {
 	const pgsnap_store *s;
@@ -25,6 +27,13 @@ typedef struct service {
 	pgsnap_store *others[8];
 	pid_t sentinel;              /* restarts us if we are killed */
 	int sentinel_fd;
+	/* handout.c: new's decisions per kind of request (under mu), and
+	 * the requests waiting to be served together (under hmu). */
+	struct prepared *prepared;
+	pthread_mutex_t hmu;
+	pthread_cond_t hcv;
+	struct handout *pending;
+	bool combining;
 } service;
 
 typedef struct conn {
@@ -55,6 +64,15 @@ void service_quit(service *sv);
 void service_exit(service *sv, int status) __attribute__((noreturn));
 void conn_done(conn *c);
 
+/* ---- handout.c: the fast path of new --shared ---- */
+
+/* A database of a warm shared server for resolved options o (the slow way
+ * when none has one left). */
+int handout_shared(service *sv, pgsnap_store *s, const pgsnap_new_opts *o,
+		   pgsnap_clone *out, pgsnap_error *err);
+#define HANDOUT_PREPARED 16          /* kinds of requests remembered */
+void handout_init(service *sv);
+
 /* ---- serve.c: a connection's requests ---- */
 
 void *conn_main(void *arg);
@@ -67,6 +85,8 @@ void keeper_want(service *sv, const pgsnap_new_opts *o);
 /* Stop the keepers (of snapshot snap, or all when NULL), waiting until
  * their pooled servers are gone. */
 void keeper_stop(service *sv, const char *snap);
+/* The options that make a variant (a keeper's and handout.c's key). */
+void keeper_variant_key(const pgsnap_new_opts *o, char *buf, size_t len);
 /* Is any keeper running?  (sv->mu held.) */
 bool keeper_running(const service *sv);
 /* The running keepers as a JSON array (sv->mu held). */

@@ -109,21 +109,15 @@ static bool usable(const pgsnap_store *s, const pgsnap_clone *c,
 	       c->dbs_used < c->dbs && proc_alive(c->pid, c->pid_start);
 }
 
-int shared_take(const pgsnap_store *s, const pgsnap_clone *t,
-		pgsnap_clone *out, pgsnap_error *err)
+/* The server to take the next database from: one in use first (the one
+ * with the fewest databases left: it ends the soonest), then a fresh one
+ * from the pool. */
+static pgsnap_clone *pick(const pgsnap_store *s, pgsnap_clone *v, size_t n,
+			  int64_t now)
 {
-	cleanup_registry reg_lock l = REG_LOCK_INIT;
-	cleanup_free pgsnap_clone *v = NULL;
 	pgsnap_clone *best = NULL;
-	size_t n, i;
-	int r;
+	size_t i;
 
-	if ((r = registry_lock(s, &l, err)) < 0)
-		return r;
-	if ((r = registry_avail(s, t->opts_sig, &v, &n)) < 0)
-		return pgsnap_err(err, r, "cannot read the pool");
-	/* A server in use first (the one with the fewest databases left:
-	 * it ends the soonest), then a fresh one from the pool. */
 	for (i = 0; i < n; i++)
 		if (usable(s, &v[i], "shared") &&
 		    (!best || v[i].dbs - v[i].dbs_used <
@@ -132,18 +126,57 @@ int shared_take(const pgsnap_store *s, const pgsnap_clone *t,
 	for (i = 0; !best && i < n; i++) {
 		if (usable(s, &v[i], "pooled") && v[i].dbs > 0) {
 			best = &v[i];
-			make_shared(best, t->created_ms);
+			make_shared(best, now);
 		}
 	}
-	if (!best)
+	return best;
+}
+
+size_t shared_take_n(const pgsnap_store *s, const pgsnap_clone *const *t,
+		     pgsnap_clone *const *out, size_t n, pgsnap_error *err)
+{
+	cleanup_registry reg_lock l = REG_LOCK_INIT;
+	cleanup_free pgsnap_clone *v = NULL;
+	cleanup_free bool *dirty = NULL;
+	size_t nv, i, k;
+	int r;
+
+	if (!n || registry_lock(s, &l, err) < 0 ||
+	    registry_avail(s, t[0]->opts_sig, &v, &nv) < 0 ||
+	    !(dirty = calloc(nv ? nv : 1, sizeof(*dirty))))
 		return 0;
-	if ((r = lease_add(s, best, t, out, err)) < 0)
-		return r;
-	if ((r = registry_put(s, best, err)) < 0) {
-		registry_del(s, out->id);
-		return r;
+	/* One lock for all of them: a burst of handouts (64 workers of a
+	 * suite at once) waits for one lock, not for 64 in a row. */
+	for (k = 0; k < n; k++) {
+		pgsnap_clone *best = pick(s, v, nv, t[k]->created_ms);
+		if (!best || lease_add(s, best, t[k], out[k], err) < 0)
+			break;
+		dirty[best - v] = true;
 	}
-	return 1;
+	for (i = 0; i < nv; i++) {
+		if (!dirty[i] || (r = registry_put(s, &v[i], err)) == 0)
+			continue;
+		/* Not recorded: its leases never were. */
+		for (size_t j = 0; j < k; j++)
+			if (!strcmp(out[j]->parent, v[i].id))
+				registry_del(s, out[j]->id);
+		return 0;
+	}
+	return k;
+}
+
+int shared_take(const pgsnap_store *s, const pgsnap_clone *t,
+		pgsnap_clone *out, pgsnap_error *err)
+{
+	pgsnap_error e = { 0 };
+	size_t k = shared_take_n(s, &t, &out, 1, &e);
+
+	if (k == 0 && e.code) {
+		if (err)
+			*err = e;
+		return e.code;
+	}
+	return (int)k;
 }
 
 int shared_commit(const pgsnap_store *s, pgsnap_clone *cur,

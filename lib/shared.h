@@ -10,6 +10,10 @@
  * none has a database left. */
 int shared_take(const pgsnap_store *s, const pgsnap_clone *t,
 		pgsnap_clone *out, pgsnap_error *err);
+/* The same for n callers of one variant at once, under one lock: the
+ * first k of them (the return value) got a lease in out[0..k-1]. */
+size_t shared_take_n(const pgsnap_store *s, const pgsnap_clone *const *t,
+		     pgsnap_clone *const *out, size_t n, pgsnap_error *err);
 /* The lock of variant sig's server starts (run/pool/SIG.start), taken:
  * an fd to close, or -errno. */
 int shared_start_lock(const pgsnap_store *s, const char *sig);

@@ -1,17 +1,10 @@
 /*
- * snapshot.c - golden data directories, built once and cloned many times.
- *
- * A snapshot is home/snapshots/NAME/ holding data/ (a cleanly shut down
- * data directory owned by the server user), meta (key, PostgreSQL version,
- * machine, origin) and, when it was built from a recipe, recipe (the
- * directives with absolute paths, so that it can be rebuilt).  It is built
- * aside in a .build-* directory and swapped into place only when complete,
- * under a per-name lock so that concurrent builders wait for one build.
- *
- * This file: meta, locks, installing, listing, removing, and the
- * decisions of `new` (build, refresh, refuse).  The build itself is in
- * snapshot_build.c, the key in snapshot_key.c, save/export/import in
- * snapshot_move.c.
+ * snapshot.c - golden data directories, built once and cloned many times:
+ * the decisions.  Which recipe a snapshot has, whether its key changed
+ * (snapshot_key.c) and it must be built (snapshot_build.c), the snapshots
+ * derived from another by one directive (`--now`, `--shared`), and what
+ * `new` clones.  Where snapshots live and what they are is snapstore.c;
+ * save/export/import snapshot_move.c.
  */
 #include "snapshot.h"
 #include "sha256.h"
@@ -27,319 +20,9 @@
 
 #define MAX_BASE_DEPTH 8
 
-int snapshot_dir(const pgsnap_store *s, const char *name, char *buf,
-		 size_t len)
-{
-	int n = snprintf(buf, len, "%s/snapshots/%s", s->home, name);
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-static bool snapshot_exists(const char *dir)
-{
-	char meta[700];
-	snprintf(meta, sizeof(meta), "%s/meta", dir);
-	return access(meta, F_OK) == 0;
-}
-
-static int check_name(const char *name, pgsnap_error *err)
-{
-	if (!name_valid(name, 63))
-		return pgsnap_err(err, EINVAL,
-			"snapshot name '%s' is invalid (letters, digits, '_', "
-			"'-', '.'; at most 63; not starting with '.' or '-')",
-			name);
-	return 0;
-}
-
-/* ---- PostgreSQL identity ---------------------------------------------- */
-
-/* `postgres -V` costs a process; its answer is cached beside the
- * snapshots, keyed by the binary's inode, size and mtime. */
-static int ask_version(const pgsnap_store *s, const char *prog, char *buf,
-		       size_t len)
-{
-	char *argv[] = { "postgres", "-V", NULL };
-	spawn_opts o = { .store = s };
-	ssize_t r = spawn_capture(prog, argv, &o, 10000, buf, len);
-
-	return r < 0 ? (int)r : 0;
-}
-
-int pg_identity(pgsnap_store *s, pg_ident *id, pgsnap_error *err)
-{
-	char prog[600], cache[700], stamp[128], out[256];
-	cleanup_free char *text = NULL;
-	struct utsname u;
-	struct stat st;
-	const char *v;
-	int r;
-
-	memset(id, 0, sizeof(*id));
-	snprintf(prog, sizeof(prog), "%s/postgres", s->bindir);
-	if (stat(prog, &st) < 0)
-		return pgsnap_errno(err, errno, "cannot stat %s", prog);
-	snprintf(id->bin, sizeof(id->bin), "%lld:%lld", (long long)st.st_size,
-		 (long long)st.st_mtime);
-	uname(&u);
-	snprintf(id->arch, sizeof(id->arch), "%s", u.machine);
-	snprintf(stamp, sizeof(stamp), "%llu:%llu:%lld:%lld.%ld",
-		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-		 (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-		 st.st_mtim.tv_nsec);
-	snprintf(cache, sizeof(cache), "%s/snapshots/.pg-identity", s->home);
-	if (read_file(cache, 4096, &text, NULL) == 0) {
-		size_t sl = strlen(stamp);
-		if (!strncmp(text, stamp, sl) && text[sl] == ' ') {
-			snprintf(id->version, sizeof(id->version), "%.*s",
-				 (int)strcspn(text + sl + 1, "\n"),
-				 text + sl + 1);
-		}
-	}
-	if (!id->version[0]) {
-		char line[256];
-		r = ask_version(s, prog, out, sizeof(out));
-		v = r == 0 ? strstr(out, "(PostgreSQL) ") : NULL;
-		if (!v)
-			return pgsnap_err(err, EIO, "cannot tell the version "
-				"of %s ('%s -V' said: %.100s)", prog, prog,
-				r == 0 ? out : strerror(-r));
-		v += strlen("(PostgreSQL) ");
-		snprintf(id->version, sizeof(id->version), "%.*s",
-			 (int)strcspn(v, " \n"), v);
-		r = snprintf(line, sizeof(line), "%s %s\n", stamp, id->version);
-		write_file_atomic(cache, line, (size_t)r, 0644);
-	}
-	id->major = (int)strtol(id->version, NULL, 10);
-	if (id->major <= 0)
-		return pgsnap_err(err, EIO, "cannot read the PostgreSQL version "
-				  "'%s'", id->version);
-	snprintf(s->pg_version, sizeof(s->pg_version), "%s", id->version);
-	s->pg_major = id->major;
-	return 0;
-}
-
-/* ---- meta ---------------------------------------------------------------- */
-
-static void meta_field(const char *text, const char *key, char *out,
-		       size_t len)
-{
-	size_t kl = strlen(key);
-	const char *p = text;
-
-	out[0] = '\0';
-	while (p && *p) {
-		if (!strncmp(p, key, kl) && p[kl] == '=') {
-			p += kl + 1;
-			snprintf(out, len, "%.*s", (int)strcspn(p, "\n"), p);
-			return;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-}
-
-int meta_read(const char *snapdir, snap_meta *m)
-{
-	char path[700], num[32];
-	cleanup_free char *text = NULL;
-	int r;
-
-	memset(m, 0, sizeof(*m));
-	snprintf(path, sizeof(path), "%s/meta", snapdir);
-	if ((r = read_file(path, 65536, &text, NULL)) < 0)
-		return r;
-	meta_field(text, "format", num, sizeof(num));
-	m->format = (int)strtol(num, NULL, 10);
-	meta_field(text, "name", m->name, sizeof(m->name));
-	meta_field(text, "key", m->key, sizeof(m->key));
-	meta_field(text, "pg_version", m->pg_version, sizeof(m->pg_version));
-	meta_field(text, "pg_major", num, sizeof(num));
-	m->pg_major = (int)strtol(num, NULL, 10);
-	meta_field(text, "arch", m->arch, sizeof(m->arch));
-	meta_field(text, "from", m->from, sizeof(m->from));
-	meta_field(text, "origin", m->origin, sizeof(m->origin));
-	meta_field(text, "now", m->now, sizeof(m->now));
-	meta_field(text, "created_ms", num, sizeof(num));
-	m->created_ms = strtoll(num, NULL, 10);
-	return 0;
-}
-
-int meta_write(const pgsnap_store *s, const char *snapdir, const snap_meta *m,
-	       pgsnap_error *err)
-{
-	char path[700], buf[2048];
-	fs_ids ids;
-	int n, r;
-
-	if (strchr(m->now, '\n'))
-		return pgsnap_err(err, EINVAL, "--now: no newline, please");
-	n = snprintf(buf, sizeof(buf),
-		     "format=%d\nname=%s\nkey=%s\npg_version=%s\npg_major=%d\n"
-		     "arch=%s\nfrom=%s\norigin=%s\nnow=%s\ncreated_ms=%lld\n",
-		     SNAP_META_FORMAT, m->name, m->key, m->pg_version,
-		     m->pg_major, m->arch, m->from, m->origin, m->now,
-		     (long long)m->created_ms);
-	snprintf(path, sizeof(path), "%s/meta", snapdir);
-	ids = fs_become(s);
-	r = write_file_atomic(path, buf, (size_t)n, 0644);
-	fs_restore(ids);
-	return r < 0 ? pgsnap_errno(err, r, "cannot write %s", path) : 0;
-}
-
-/* ---- locks, build directories, installing ------------------------------- */
-
-int snap_lock(const pgsnap_store *s, const char *name, int how, int *fd,
-	      pgsnap_error *err)
-{
-	char path[700];
-	int lfd;
-
-	snprintf(path, sizeof(path), "%s/snapshots/.%s.lock", s->home, name);
-	lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (lfd < 0)
-		return pgsnap_errno(err, errno, "cannot open %s", path);
-	while (flock(lfd, how) < 0) {
-		int e = errno;
-		if (e == EINTR)
-			continue;
-		close(lfd);
-		if (e == EWOULDBLOCK)
-			return -EWOULDBLOCK;
-		return pgsnap_errno(err, e, "cannot lock %s", path);
-	}
-	*fd = lfd;
-	return 0;
-}
-
-int snap_build_dir(const pgsnap_store *s, const char *name, char *buf,
-		   size_t len, pgsnap_error *err)
-{
-	char suffix[17];
-	int r;
-
-	random_hex(suffix, 16);
-	if (snprintf(buf, len, "%s/snapshots/.build-%s-%s", s->home, name,
-		     suffix) >= (int)len)
-		return pgsnap_err(err, ENAMETOOLONG, "snapshot path too long");
-	r = mkdir_server(s, buf);
-	return r < 0 ? pgsnap_errno(err, r, "cannot create %s", buf) : 0;
-}
-
-int snap_clones(const pgsnap_store *s, const char *name, pgsnap_error *err)
-{
-	cleanup_free pgsnap_clone *v = NULL;
-	size_t i, k;
-	int n = 0, r = registry_list(s, &v, &k, err);
-
-	if (r < 0)
-		return r;
-	for (i = 0; i < k; i++)
-		if (!strcmp(v[i].snapshot, name))
-			n++;
-	return n;
-}
-
-int snap_install(const pgsnap_store *s, const char *build, const char *name,
-		 pgsnap_error *err)
-{
-	char final[600], retired[700], suffix[17];
-	cleanup_close int dfd = -1;
-	int r;
-
-	if ((r = clone_prepare_snapshot(s, build, err)) < 0)
-		return r;
-	/* The golden is written without fsync (initdb --no-sync, fsync=off
-	 * while building): one syncfs makes it durable before it is named. */
-	dfd = open(build, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		syncfs(dfd);
-	snapshot_dir(s, name, final, sizeof(final));
-	if (renameat2(AT_FDCWD, build, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EEXIST)
-		return pgsnap_errno(err, errno, "cannot rename %s to %s", build,
-				    final);
-	if (renameat2(AT_FDCWD, build, AT_FDCWD, final, RENAME_EXCHANGE) < 0)
-		return pgsnap_errno(err, errno, "cannot swap %s and %s", build,
-				    final);
-	/* build now holds the old snapshot.  Clones made by overlay still
-	 * read it: retire it until they are gone (gc removes it). */
-	if (snap_clones(s, name, NULL) > 0) {
-		random_hex(suffix, 16);
-		snprintf(retired, sizeof(retired), "%s/snapshots/.retired-%s-%s",
-			 s->home, name, suffix);
-		if (rename(build, retired) == 0)
-			return 0;
-	}
-	rm_rf(build);
-	return 0;
-}
-
-int snap_sock_dir(const pgsnap_store *s, const char *dir, char *out,
-		  size_t len, pgsnap_error *err)
-{
-	const char *tmp = getenv("TMPDIR");
-	int r;
-
-	snprintf(out, len, "%s/sock", dir);
-	if (strlen(out) + sizeof("/.s.PGSQL.5432") <= 107) {
-		r = mkdir_server(s, out);
-		return r < 0 ? pgsnap_errno(err, r, "cannot create %s", out) : 0;
-	}
-	/* sun_path holds 108 bytes: a short private directory instead, made
-	 * by us (the server user may not write to /tmp) and given to it.
-	 * A TMPDIR that points nowhere (or a closed /tmp) is passed over. */
-	if (!tmp || tmp[0] != '/' || strlen(tmp) > 40)
-		tmp = "/tmp";
-	for (;;) {
-		snprintf(out, len, "%s/pgsnap-build-XXXXXX", tmp);
-		if (mkdtemp(out))
-			break;
-		if (strcmp(tmp, "/tmp") && strcmp(tmp, "/dev/shm"))
-			tmp = "/tmp";
-		else if (!strcmp(tmp, "/tmp"))
-			tmp = "/dev/shm";
-		else
-			return pgsnap_errno(err, errno, "cannot create a socket "
-					    "directory in $TMPDIR, /tmp or "
-					    "/dev/shm");
-	}
-	if (s->as_root && chown(out, s->uid, s->gid) < 0) {
-		r = pgsnap_errno(err, errno, "cannot give %s to %s", out,
-				 s->user);
-		rmdir(out);
-		return r;
-	}
-	return 0;
-}
-
-/* ---- pg_control ------------------------------------------------------------ */
-
-bool datadir_clean(const char *datadir)
-{
-	/* ControlFileData starts with system_identifier (8 bytes),
-	 * pg_control_version and catalog_version_no (4 each), then state;
-	 * DB_SHUTDOWNED is 1.  The layout of this head never changed. */
-	char path[700];
-	unsigned char buf[24];
-	int32_t state;
-	int fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/global/pg_control", datadir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n != (ssize_t)sizeof(buf))
-		return false;
-	memcpy(&state, buf + 16, sizeof(state));
-	return state == 1;
-}
-
-/* ---- refresh: make NAME current ---------------------------------------- */
+/* refresh() flags */
+#define KEY_ONLY 1       /* compute the key, build nothing */
+#define BASE_AS_IS 2     /* take the base's recorded key: do not refresh it */
 
 static int load_recipe(pgsnap_store *s, const char *name, recipe *r,
 		       bool *known, pgsnap_error *err)
@@ -369,58 +52,6 @@ static int load_recipe(pgsnap_store *s, const char *name, recipe *r,
 		return rc;
 	return recipe_add_text(r, text, path, err);
 }
-
-static void list_names(const pgsnap_store *s, char *buf, size_t len)
-{
-	char dir[600];
-	DIR *d;
-	struct dirent *e;
-	size_t o = 0;
-
-	buf[0] = '\0';
-	snprintf(dir, sizeof(dir), "%s/snapshots", s->home);
-	d = opendir(dir);
-	if (!d)
-		return;
-	while ((e = readdir(d)) && o + 2 < len) {
-		if (e->d_name[0] == '.')
-			continue;
-		o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
-				      e->d_name);
-	}
-	closedir(d);
-}
-
-static int no_such(const pgsnap_store *s, const char *name, pgsnap_error *err)
-{
-	char names[512];
-	list_names(s, names, sizeof(names));
-	return pgsnap_err(err, ENOENT, "no snapshot named '%s' (snapshots: %s)",
-			  name, names[0] ? names : "none");
-}
-
-static int check_major(pgsnap_store *s, const char *name, const snap_meta *m,
-		       bool known, pgsnap_error *err)
-{
-	pg_ident id;
-	int r = pg_identity(s, &id, err);
-
-	if (r < 0)
-		return r;
-	if (m->pg_major == id.major)
-		return 0;
-	return pgsnap_err(err, EPROTO,
-		"snapshot '%s' was made by PostgreSQL %d, this is PostgreSQL "
-		"%d (%s): %s", name, m->pg_major, id.major, s->bindir,
-		known ? "rebuild it with 'pgsnap snapshot build' or 'pgsnap "
-			"new --build-if-stale'"
-		      : "it has no recipe to rebuild it from; re-create it "
-			"with this PostgreSQL or set PGSNAP_PG_BINDIR");
-}
-
-/* refresh() flags */
-#define KEY_ONLY 1       /* compute the key, build nothing */
-#define BASE_AS_IS 2     /* take the base's recorded key: do not refresh it */
 
 static int refresh(pgsnap_store *s, const char *name, recipe *given,
 		   const pgsnap_build_opts *o, int flags, int depth,
@@ -452,8 +83,8 @@ static int base_key(pgsnap_store *s, const char *base,
 		return pgsnap_err_wrap(err, r, "base snapshot '%s'", base);
 	snapshot_dir(s, base, dir, sizeof(dir));
 	if (meta_read(dir, &m) < 0)
-		return no_such(s, base, err);
-	if ((r = check_major(s, base, &m, false, err)) < 0)
+		return snapshot_no_such(s, base, err);
+	if ((r = snapshot_check_major(s, base, &m, false, err)) < 0)
 		return r;
 	memcpy(key, m.key, 65);
 	return 0;
@@ -607,7 +238,7 @@ int pgsnap_snapshot_build(pgsnap_store *s, const char *name,
 	if (!res)
 		res = &dummy;
 	memset(res, 0, sizeof(*res));
-	if ((rc = check_name(name, err)) < 0)
+	if ((rc = snapshot_check_name(name, err)) < 0)
 		return rc;
 	rc = recipe_from_opts(name, o, &r, err);
 	if (rc == 0)
@@ -624,7 +255,7 @@ int pgsnap_snapshot_key(pgsnap_store *s, const char *name,
 	recipe r;
 	int rc;
 
-	if ((rc = check_name(name, err)) < 0)
+	if ((rc = snapshot_check_name(name, err)) < 0)
 		return rc;
 	rc = recipe_from_opts(name, o, &r, err);
 	if (rc == 0)
@@ -675,17 +306,17 @@ static int ensure(pgsnap_store *s, const char *name, bool if_stale,
 		if (strcmp(m.origin, "shipped")) {
 			char rp[700];
 			snprintf(rp, sizeof(rp), "%s/recipe", dir);
-			return check_major(s, name, &m, access(rp, F_OK) == 0,
+			return snapshot_check_major(s, name, &m, access(rp, F_OK) == 0,
 					   err);
 		}
 	}
 	if (!have && !if_stale && !recipe_shipped(name))
-		return no_such(s, name, err);
+		return snapshot_no_such(s, name, err);
 	r = refresh(s, name, NULL, o, 0, 0, &res, err);
 	if (r == -ENOPKG) {
 		if (!have)
-			return no_such(s, name, err);
-		return check_major(s, name, &m, false, err);
+			return snapshot_no_such(s, name, err);
+		return snapshot_check_major(s, name, &m, false, err);
 	}
 	return r;
 }
@@ -693,7 +324,7 @@ static int ensure(pgsnap_store *s, const char *name, bool if_stale,
 int pgsnap_snapshot_ensure(pgsnap_store *s, const char *name,
 			   pgsnap_error *err)
 {
-	int r = check_name(name, err);
+	int r = snapshot_check_name(name, err);
 	return r < 0 ? r : ensure(s, name, false, NULL, err);
 }
 
@@ -772,7 +403,7 @@ int snapshot_for_new(pgsnap_store *s, const pgsnap_new_opts *o, char *name,
 	*lock_fd = -1;
 	bo.progress = o->progress;
 	bo.progress_ctx = o->progress_ctx;
-	if ((r = check_name(base, err)) < 0)
+	if ((r = snapshot_check_name(base, err)) < 0)
 		return r;
 	if ((r = ensure(s, base, o->build_if_stale, &bo, err)) < 0)
 		return r;
@@ -797,236 +428,3 @@ int snapshot_for_new(pgsnap_store *s, const pgsnap_new_opts *o, char *name,
 
 /* ---- ls, rm, gc ------------------------------------------------------------ */
 
-static int64_t tree_size(int dfd)
-{
-	DIR *d = fdopendir(dfd);
-	struct dirent *e;
-	int64_t sum = 0;
-
-	if (!d) {
-		close(dfd);
-		return 0;
-	}
-	while ((e = readdir(d))) {
-		struct stat st;
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		/* Hard links (the copies of `databases N`) all live in
-		 * the snapshot: each counts its share of the blocks. */
-		sum += (int64_t)st.st_blocks * 512 /
-		       (S_ISDIR(st.st_mode) || st.st_nlink < 1 ? 1
-							     : st.st_nlink);
-		if (S_ISDIR(st.st_mode)) {
-			int fd = openat(dirfd(d), e->d_name, O_RDONLY |
-					O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd >= 0)
-				sum += tree_size(fd);
-		}
-	}
-	closedir(d);
-	return sum;
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(((const pgsnap_snapshot_info *)a)->name,
-		      ((const pgsnap_snapshot_info *)b)->name);
-}
-
-int pgsnap_snapshot_list(pgsnap_store *s, pgsnap_snapshot_info **out,
-			 size_t *n, pgsnap_error *err)
-{
-	char dir[600], sub[700];
-	pgsnap_snapshot_info *v = NULL;
-	size_t cnt = 0, cap = 0, i, j;
-	cleanup_free pgsnap_clone *recs = NULL;
-	size_t nrecs;
-	DIR *d;
-	struct dirent *e;
-	int r;
-
-	snprintf(dir, sizeof(dir), "%s/snapshots", s->home);
-	d = opendir(dir);
-	if (!d)
-		return pgsnap_errno(err, errno, "cannot read %s", dir);
-	while ((e = readdir(d))) {
-		pgsnap_snapshot_info *x;
-		struct stat st;
-		snap_meta m;
-		int fd;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-		if (meta_read(sub, &m) < 0)
-			continue;
-		if (cnt == cap) {
-			pgsnap_snapshot_info *nv;
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				closedir(d);
-				free(v);
-				return pgsnap_err(err, ENOMEM, "out of memory");
-			}
-			v = nv;
-		}
-		x = &v[cnt++];
-		memset(x, 0, sizeof(*x));
-		snprintf(x->name, sizeof(x->name), "%s", e->d_name);
-		memcpy(x->key, m.key, sizeof(x->key));
-		memcpy(x->pg_version, m.pg_version, sizeof(x->pg_version));
-		memcpy(x->origin, m.origin, sizeof(x->origin));
-		memcpy(x->from, m.from, sizeof(x->from));
-		x->created_ms = m.created_ms;
-		snprintf(sub, sizeof(sub), "%s/%s/used", dir, e->d_name);
-		if (stat(sub, &st) == 0)
-			x->used_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
-				     st.st_mtim.tv_nsec / 1000000;
-		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-		fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0)
-			x->size = tree_size(fd);
-	}
-	closedir(d);
-	if ((r = registry_list(s, &recs, &nrecs, err)) < 0) {
-		free(v);
-		return r;
-	}
-	for (i = 0; i < cnt; i++)
-		for (j = 0; j < nrecs; j++)
-			if (!strcmp(recs[j].snapshot, v[i].name))
-				v[i].clones++;
-	if (cnt)
-		qsort(v, cnt, sizeof(*v), by_name);
-	*out = v;
-	*n = cnt;
-	return 0;
-}
-
-int snapshot_remove_dir(const pgsnap_store *s, const char *name,
-			pgsnap_error *err)
-{
-	char dir[600], trash[700], suffix[17];
-	int r;
-
-	snapshot_dir(s, name, dir, sizeof(dir));
-	random_hex(suffix, 16);
-	snprintf(trash, sizeof(trash), "%s/snapshots/.trash-%s-%s", s->home,
-		 name, suffix);
-	/* Gone from its name at once; the files follow. */
-	if (rename(dir, trash) < 0)
-		return errno == ENOENT ? no_such(s, name, err)
-				       : pgsnap_errno(err, errno, "cannot move %s",
-						      dir);
-	r = rm_rf(trash);
-	return r < 0 ? pgsnap_errno(err, r, "cannot remove %s", trash) : 0;
-}
-
-int snapshot_check(const pgsnap_store *s, const char *name, pgsnap_error *err)
-{
-	char dir[600];
-	int r;
-
-	if ((r = check_name(name, err)) < 0)
-		return r;
-	snapshot_dir(s, name, dir, sizeof(dir));
-	return snapshot_exists(dir) ? 0 : no_such(s, name, err);
-}
-
-static int by_use(const void *a, const void *b)
-{
-	const pgsnap_snapshot_info *x = a, *y = b;
-	int64_t ux = x->used_ms > x->created_ms ? x->used_ms : x->created_ms;
-	int64_t uy = y->used_ms > y->created_ms ? y->used_ms : y->created_ms;
-	return ux < uy ? 1 : ux > uy ? -1 : 0;
-}
-
-/* Leftovers: .build-NAME-* of builders that died (their lock is free),
- * .retired-NAME-* and .trash-NAME-* once no clone of NAME is alive. */
-static size_t gc_leftovers(pgsnap_store *s)
-{
-	char dir[600], path[700], name[64];
-	DIR *d;
-	struct dirent *e;
-	size_t removed = 0;
-
-	snprintf(dir, sizeof(dir), "%s/snapshots", s->home);
-	d = opendir(dir);
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		const char *p = NULL;
-		size_t len;
-		int lfd = -1;
-		bool build;
-
-		if (!strncmp(e->d_name, ".build-", 7))
-			p = e->d_name + 7;
-		else if (!strncmp(e->d_name, ".retired-", 9))
-			p = e->d_name + 9;
-		else if (!strncmp(e->d_name, ".trash-", 7))
-			p = e->d_name + 7;
-		if (!p)
-			continue;
-		build = e->d_name[1] == 'b';
-		len = strlen(p);
-		if (len < 18 || len - 17 >= sizeof(name))
-			continue;
-		snprintf(name, sizeof(name), "%.*s", (int)(len - 17), p);
-		if (build) {
-			/* Save and import hold no build lock: spare
-			 * directories younger than an hour. */
-			struct stat st;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			if (stat(path, &st) < 0 ||
-			    time(NULL) - st.st_mtime < 3600)
-				continue;
-			if (snap_lock(s, name, LOCK_EX | LOCK_NB, &lfd, NULL) < 0)
-				continue;
-		} else if (snap_clones(s, name, NULL) != 0) {
-			continue;
-		}
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (rm_rf(path) == 0)
-			removed++;
-		if (lfd >= 0)
-			close(lfd);
-	}
-	closedir(d);
-	return removed;
-}
-
-int pgsnap_snapshot_gc(pgsnap_store *s, long keep, size_t *removed,
-		       pgsnap_error *err)
-{
-	pgsnap_snapshot_info *v = NULL;
-	size_t n = 0, i, kept = 0;
-	int r;
-
-	*removed = gc_leftovers(s);
-	if (keep < 0)
-		return 0;
-	if ((r = pgsnap_snapshot_list(s, &v, &n, err)) < 0)
-		return r;
-	if (n)
-		qsort(v, n, sizeof(*v), by_use);
-	for (i = 0; i < n; i++) {
-		cleanup_close int lfd = -1;
-		if (v[i].clones > 0 || kept < (size_t)keep) {
-			kept++;
-			continue;
-		}
-		/* Skip one being built or cloned right now. */
-		if (snap_lock(s, v[i].name, LOCK_EX | LOCK_NB, &lfd, NULL) < 0)
-			continue;
-		if (snap_clones(s, v[i].name, NULL) != 0)
-			continue;
-		if (snapshot_remove_dir(s, v[i].name, NULL) == 0)
-			(*removed)++;
-	}
-	free(v);
-	return 0;
-}

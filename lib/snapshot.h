@@ -33,6 +33,16 @@ typedef struct pg_ident {
 
 int pg_identity(pgsnap_store *s, pg_ident *id, pgsnap_error *err);
 
+/* snapstore.c: the name rules, and the errors naming what there is. */
+int snapshot_check_name(const char *name, pgsnap_error *err);
+bool snapshot_exists(const char *dir);
+int snapshot_no_such(const pgsnap_store *s, const char *name,
+		     pgsnap_error *err);
+/* A snapshot of another PostgreSQL major: refused, saying how to rebuild
+ * it (known: its recipe is there). */
+int snapshot_check_major(pgsnap_store *s, const char *name,
+			 const snap_meta *m, bool known, pgsnap_error *err);
+
 int meta_read(const char *snapdir, snap_meta *m);
 int meta_write(const pgsnap_store *s, const char *snapdir,
 	       const snap_meta *m, pgsnap_error *err);
@@ -61,9 +71,12 @@ int snap_sock_dir(const pgsnap_store *s, const char *dir, char *out,
 		  size_t len, pgsnap_error *err);
 /* pg_control says the cluster was shut down cleanly. */
 bool datadir_clean(const char *datadir);
-/* Copy a data directory as the server user (the snapshot's own copy). */
+/* Copy a data directory as the server user (the snapshot's own copy),
+ * treecopy.c; links: keep the hard links between its files. */
 int copy_datadir(const pgsnap_store *s, const char *from, const char *to_dir,
 		 pgsnap_error *err);
+int copy_datadir_links(const pgsnap_store *s, const char *from,
+		       const char *to_dir, bool links, pgsnap_error *err);
 
 /* Hashes of input files by identity (dev, inode, size, mtime, ctime), kept
  * in the snapshot as "inputs": a key check reads only changed files. */
@@ -111,6 +124,9 @@ typedef struct dbs_oids {
 int dbs_create(PGconn *c, int n, int pg_major, dbs_oids *out,
 	       pgsnap_error *err);
 void dbs_oids_free(dbs_oids *o);
+/* Database name (a plain identifier) made again as a copy of postgres,
+ * with its settings and ACL (a shared server's lease, reset). */
+int dbs_recreate(PGconn *c, const char *name, int pg_major, pgsnap_error *err);
 /* With the server stopped: files of the copies that are byte-identical to
  * postgres's become hard links to them. */
 typedef struct dbs_stats {

@@ -81,6 +81,57 @@ static int drop_old(PGconn *c, pgsnap_error *err)
 	return r;
 }
 
+/* What CREATE DATABASE does not copy from postgres (oid): its ACL,
+ * settings and comment, onto the databases whose name matches cond. */
+static int copy_settings(PGconn *c, unsigned postgres, const char *cond,
+			 pgsnap_error *err)
+{
+	int r = exec_fmt(c, err,
+		"BEGIN;\n"
+		"UPDATE pg_database SET datacl = (SELECT datacl FROM "
+		"pg_database WHERE oid = %u) WHERE datname %s;\n"
+		"INSERT INTO pg_db_role_setting SELECT d.oid, s.setrole, "
+		"s.setconfig FROM pg_db_role_setting s, pg_database d WHERE "
+		"s.setdatabase = %u AND d.datname %s;\n"
+		"INSERT INTO pg_shdescription SELECT d.oid, s.classoid, "
+		"s.description FROM pg_shdescription s, pg_database d WHERE "
+		"s.objoid = %u AND s.classoid = 'pg_database'::regclass AND "
+		"d.datname %s;\n"
+		"COMMIT", postgres, cond, postgres, cond, postgres, cond);
+
+	return r < 0 ? pgsnap_err_wrap(err, r, "copying the settings of "
+				       "database postgres") : 0;
+}
+
+int dbs_recreate(PGconn *c, const char *name, int pg_major, pgsnap_error *err)
+{
+	PGresult *res;
+	unsigned postgres;
+	char cond[128];
+	int r;
+
+	/* Ours: pgsnap_N, no quoting needed. */
+	if (strncmp(name, "pgsnap_", 7) || !name[7] ||
+	    strspn(name + 7, "0123456789") != strlen(name + 7))
+		return pgsnap_err(err, EINVAL, "'%s' is not a database of a "
+				  "shared server", name);
+	if ((r = query(c, "SELECT oid, quote_ident(pg_get_userbyid(datdba)) "
+		       "FROM pg_database WHERE datname = 'postgres'", &res,
+		       err)) < 0)
+		return r;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return pgsnap_err(err, ENOENT, "no database 'postgres' to copy");
+	}
+	postgres = (unsigned)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+	r = exec_fmt(c, err, "CREATE DATABASE %s TEMPLATE postgres %sOWNER %s",
+		     name, pg_major >= 15 ? "STRATEGY FILE_COPY " : "",
+		     PQgetvalue(res, 0, 1));
+	PQclear(res);
+	snprintf(cond, sizeof(cond), "= '%s'", name);
+	return r < 0 ? r : copy_settings(c, postgres, cond, err);
+}
+
 int dbs_create(PGconn *c, int n, int pg_major, dbs_oids *out,
 	       pgsnap_error *err)
 {
@@ -109,23 +160,9 @@ int dbs_create(PGconn *c, int n, int pg_major, dbs_oids *out,
 		r = exec_fmt(c, err, "CREATE DATABASE pgsnap_%d TEMPLATE postgres "
 			     "%sOWNER %s", k, pg_major >= 15 ?
 			     "STRATEGY FILE_COPY " : "", owner);
-	if (r < 0)
+	if (r < 0 || (r = copy_settings(c, out->postgres, "~ " COPY_PATTERN,
+					err)) < 0)
 		return r;
-	r = exec_fmt(c, err,
-		"BEGIN;\n"
-		"UPDATE pg_database SET datacl = (SELECT datacl FROM "
-		"pg_database WHERE oid = %u) WHERE datname ~ " COPY_PATTERN ";\n"
-		"INSERT INTO pg_db_role_setting SELECT d.oid, s.setrole, "
-		"s.setconfig FROM pg_db_role_setting s, pg_database d WHERE "
-		"s.setdatabase = %u AND d.datname ~ " COPY_PATTERN ";\n"
-		"INSERT INTO pg_shdescription SELECT d.oid, s.classoid, "
-		"s.description FROM pg_shdescription s, pg_database d WHERE "
-		"s.objoid = %u AND s.classoid = 'pg_database'::regclass AND "
-		"d.datname ~ " COPY_PATTERN ";\n"
-		"COMMIT", out->postgres, out->postgres, out->postgres);
-	if (r < 0)
-		return pgsnap_err_wrap(err, r, "copying the settings of database "
-				       "postgres");
 	if ((r = query(c, "SELECT oid FROM pg_database WHERE datname ~ "
 		       COPY_PATTERN, &res, err)) < 0)
 		return r;

@@ -54,7 +54,7 @@ trap 'exit 130' INT TERM
 CB=$W/clone_bench
 # shellcheck disable=SC2046
 cc -O2 -D_GNU_SOURCE -std=gnu11 -I"$TOP/lib" $(pkg-config --cflags libpq liburing) \
-	-o "$CB" "$TOP/test/bench/clone_bench.c" "$B/libpgsnap.a" \
+	-o "$CB" "$TOP/test/bench/clone_bench.c" "$B/libpgsnap-internal.a" \
 	$(pkg-config --libs libpq liburing) -lpthread || { say "cannot build clone_bench"; exit 1; }
 
 # stats: "n median p90 min max" of the numbers on stdin.

@@ -428,7 +428,7 @@ if want suite; then
 	# The same from a harness that calls libpgsnap in its own process: no
 	# pgsnap process per test.
 	quiesce
-	if s=$("$LIBSUITE" -n "$SUITE" -j "$SUITE_J" -S 16 -p 2 -x "$PGSNAP" 2>"$WORK/err"); then
+	if s=$("$LIBSUITE" -n "$SUITE" -j "$SUITE_J" -S 16 -p 2 2>"$WORK/err"); then
 		set -- $s
 		row val "suite-$SUITE-pgsnap-shared-lib" wall_ms "$2" ms "the same, the harness calling libpgsnap (pgsnap_new --shared, pgsnap_rm) in its own process"
 	else

@@ -24,6 +24,10 @@ exported=$(nm -D --defined-only "$prefix/lib/libpgsnap.so.0" | awk '$2 == "T" { 
 isnt "$api" "" "the header declares PGSNAP_API functions"
 is "$exported" "$api" "libpgsnap.so.0 exports exactly the PGSNAP_API functions (lib/libpgsnap.map)"
 is "$(nm -D --defined-only "$prefix/lib/libpgsnap.so.0" | awk '$2 ~ /[BDR]/' | wc -l)" 0 "and no data symbols"
+# The static archive too: its internal names (path_join, rm_rf, ...) are
+# local, so a program linking it cannot collide with them.
+is "$(nm -g --defined-only "$prefix/lib/libpgsnap.a" | awk 'NF == 3 { print $3 }' | sort)" "$api" \
+	"libpgsnap.a defines exactly the PGSNAP_API functions as global symbols"
 
 # The header stands alone, in C99 and C++.
 run sh -c "printf '#include <pgsnap.h>\nint main(void) { return 0; }\n' | cc -std=c99 -Wall -Wextra -Werror -pedantic -I'$prefix/include' -fsyntax-only -x c -"

@@ -6,15 +6,6 @@
 
 export PGSNAP_POOL=2 PGSNAP_POOL_TTL=120
 
-# wait_until SECONDS CMD...: poll a condition, with a deadline.
-wait_until() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.05
-	done
-}
 pooled() { "$PGSNAP" ls -a | awk '$3 == "pooled" { print $1 }' | sort; }
 npooled() { pooled | wc -l; }
 npooled_is() { [ "$(npooled)" -eq "$1" ]; }
@@ -27,7 +18,7 @@ run "$PGSNAP" new
 is "$rc" 0 "new exits 0"
 u1=$out
 is "$(q "$u1" 'select 1')" 1 "the first clone works"
-ok "$(wait_until 60 npooled_is 2; echo $?)" "the keeper fills the pool to 2 (PGSNAP_POOL)"
+ok "$(wait_for 60 npooled_is 2; echo $?)" "the keeper fills the pool to 2 (PGSNAP_POOL)"
 is "$(nkeepers)" 1 "one keeper runs for the variant"
 is "$("$PGSNAP" ls | grep -c pooled)" 0 "ls does not list pooled servers"
 is "$("$PGSNAP" ls -q | wc -l)" 1 "ls lists the one clone handed out"
@@ -42,7 +33,7 @@ id2=$(id_of "$u2")
 like "$before" "$id2" "the second new hands out a pooled server"
 is "$("$PGSNAP" ls -a | awk -v i="$id2" '$1 == i { print $3 }')" ready "its state is now ready"
 is "$(q "$u2" 'select 1')" 1 "and it answers"
-ok "$(wait_until 60 npooled_is 2; echo $?)" "the keeper refills the pool"
+ok "$(wait_for 60 npooled_is 2; echo $?)" "the keeper refills the pool"
 unlike "$(pooled)" "$id2" "the handed-out server is not in the pool any more"
 
 # A pooled server is as fresh as a cold one: no client ran anything on it
@@ -55,7 +46,7 @@ u3=$out
 is "$(q "$u3" "select count(*) from pg_class where relname = 'mine'")" 0 "clones from the pool are isolated"
 
 # url=$(pgsnap new) returns at once: the keeper holds no inherited fd.
-ok "$(wait_until 60 npooled_is 2; echo $?)" "pool full again"
+ok "$(wait_for 60 npooled_is 2; echo $?)" "pool full again"
 t0=$(date +%s%N)
 u4=$(timeout 30 "$PGSNAP" new)
 t1=$(date +%s%N)
@@ -64,7 +55,7 @@ ok "$([ $(( (t1 - t0) / 1000000 )) -lt 20000 ]; echo $?)" "well before the keepe
 ok "$(nkeepers_is 1; echo $?)" "while the keeper is still running"
 
 # Never handed out twice: concurrent callers each get their own server.
-ok "$(wait_until 60 npooled_is 2; echo $?)" "pool full before the race"
+ok "$(wait_for 60 npooled_is 2; echo $?)" "pool full before the race"
 outs=$TEST_TMP/race
 mkdir -p "$outs"
 pids=""
@@ -78,7 +69,7 @@ is "$n_ok" 6 "each answers"
 is "$("$PGSNAP" ls -a | awk '$3 == "ready"' | wc -l)" 10 "ten clones ready, no record shared"
 
 # A pooled server that died is never handed out; the keeper replaces it.
-ok "$(wait_until 60 npooled_is 2; echo $?)" "pool full"
+ok "$(wait_for 60 npooled_is 2; echo $?)" "pool full"
 killed=$(pooled)
 kpids=""
 for id in $killed; do
@@ -86,24 +77,24 @@ for id in $killed; do
 done
 kill -9 $kpids
 gone() { local p; for p in $kpids; do alive "$p" && return 1; done; return 0; }
-ok "$(wait_until 10 gone; echo $?)" "the killed servers are dead (SIGKILL is asynchronous)"
+ok "$(wait_for 10 gone; echo $?)" "the killed servers are dead (SIGKILL is asynchronous)"
 run "$PGSNAP" new
 is "$rc" 0 "new with the pooled servers killed exits 0"
 unlike "$killed" "$(id_of "$out")" "and does not hand out a dead one"
 is "$(q "$out" 'select 1')" 1 "its server answers"
-ok "$(wait_until 60 npooled_is 2; echo $?)" "the keeper replaces the dead ones"
+ok "$(wait_for 60 npooled_is 2; echo $?)" "the keeper replaces the dead ones"
 unlike "$(pooled)" "$(echo $killed | tr ' ' '|')" "dead records are gone from the pool"
 
 # A variant the pool does not hold starts cold, and gets its own keeper.
-ok "$(wait_until 60 npooled_is 2; echo $?)" "default pool full"
+ok "$(wait_for 60 npooled_is 2; echo $?)" "default pool full"
 before=$(pooled)
 run "$PGSNAP" new -o "-c work_mem=77MB"
 is "$rc" 0 "new -o (another variant) exits 0"
 uo=$out
 unlike "$before" "$(id_of "$uo")" "-o does not take a default-variant server"
 is "$(q "$uo" 'show work_mem')" 77MB "-o reached the server"
-ok "$(wait_until 60 nkeepers_is 2; echo $?)" "a second keeper runs for the -o variant"
-ok "$(wait_until 60 npooled_is 4; echo $?)" "which fills its own pool"
+ok "$(wait_for 60 nkeepers_is 2; echo $?)" "a second keeper runs for the -o variant"
+ok "$(wait_for 60 npooled_is 4; echo $?)" "which fills its own pool"
 run "$PGSNAP" new -o "-c work_mem=77MB"
 uo2=$out
 is "$(q "$uo2" 'show work_mem')" 77MB "the next -o new comes from its pool, with the option"
@@ -111,8 +102,8 @@ run "$PGSNAP" new -t
 ut=$out
 like "$ut" '^postgresql://postgres:[^@]+@127\.0\.0\.1:[0-9]+/postgres$' "-t is a variant too: a TCP URL with a password"
 is "$(q "$ut" 'select inet_server_addr()')" 127.0.0.1 "and it works over TCP"
-ok "$(wait_until 60 nkeepers_is 3; echo $?)" "a third keeper for -t"
-ok "$(wait_until 60 npooled_is 6; echo $?)" "its pool fills"
+ok "$(wait_for 60 nkeepers_is 3; echo $?)" "a third keeper for -t"
+ok "$(wait_for 60 npooled_is 6; echo $?)" "its pool fills"
 before=$(pooled)
 run "$PGSNAP" new -t
 ut2=$out
@@ -149,7 +140,7 @@ is "$(ls "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory left"
 # nobody's clones, so they do not hold it (ls does not show them either).
 hs=$TEST_TMP/snaprm
 us=$(PGSNAP_HOME=$hs "$PGSNAP" new)
-ok "$(PGSNAP_HOME=$hs wait_until 60 npooled_is 2; echo $?)" "a pool for the default snapshot"
+ok "$(PGSNAP_HOME=$hs wait_for 60 npooled_is 2; echo $?)" "a pool for the default snapshot"
 PGSNAP_HOME=$hs "$PGSNAP" rm "$us" >/dev/null
 run env PGSNAP_HOME="$hs" "$PGSNAP" snapshot rm default
 is "$rc" 0 "snapshot rm without --force: the pooled servers do not count as clones"
@@ -161,9 +152,9 @@ is "$(servers_under "$hs/run")" 0 "no server left"
 he=$TEST_TMP/expire
 ue=$(PGSNAP_HOME=$he PGSNAP_POOL_TTL=2 "$PGSNAP" new)
 is "$?" 0 "new in a store with PGSNAP_POOL_TTL=2"
-ok "$(PGSNAP_HOME=$he wait_until 60 npooled_is 2; echo $?)" "its pool fills"
-ok "$(PGSNAP_HOME=$he wait_until 30 npooled_is 0; echo $?)" "and empties after 2 s without a handout"
-ok "$(PGSNAP_HOME=$he wait_until 10 nkeepers_is 0; echo $?)" "its keeper exits"
+ok "$(PGSNAP_HOME=$he wait_for 60 npooled_is 2; echo $?)" "its pool fills"
+ok "$(PGSNAP_HOME=$he wait_for 30 npooled_is 0; echo $?)" "and empties after 2 s without a handout"
+ok "$(PGSNAP_HOME=$he wait_for 10 nkeepers_is 0; echo $?)" "its keeper exits"
 is "$(servers_under "$he/run")" 1 "only the clone handed out still runs"
 is "$(q "$ue" 'select 1')" 1 "and it still answers"
 PGSNAP_HOME=$he "$PGSNAP" rm --all >/dev/null

@@ -11,8 +11,6 @@ TOP=$(cd "$TEST_DIR/.." && pwd)
 PGSNAP_BUILD=${PGSNAP_BUILD:-$TOP/build}
 PGSNAP=$PGSNAP_BUILD/pgsnap
 export PGSNAP PGSNAP_BUILD
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=99}
 PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
 PATH=$PG_BINDIR:$PATH
 
@@ -48,7 +46,18 @@ unlike() {
 diag() { printf '# %s\n' "$*" >&2; }
 skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # skip $*"; }
 skip_all() { echo "1..0 # SKIP $*"; _tap_done=1; exit 0; }
-done_testing() { echo "1..$_tap_n"; _tap_done=1; }
+# A sanitizer finding in any process of the test (the CLI, the service it
+# forked, a helper) is written to $TEST_TMP/sanitizer and fails the test.
+sanitizer_clean() {
+	local f
+	for f in "$TEST_TMP"/sanitizer/*; do
+		[ -s "$f" ] || continue
+		ok 1 "no sanitizer report (${f##*/})"
+		diag "$(head -40 "$f")"
+		rm -f "$f"
+	done
+}
+done_testing() { sanitizer_clean; echo "1..$_tap_n"; _tap_done=1; }
 
 # run CMD...: sets $out (stdout), $err (stderr) and $rc.
 run() {
@@ -59,7 +68,7 @@ run() {
 	out=$(cat "$o") err=$(cat "$e")
 	rm -f "$o" "$e"
 	if grep -q -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' <<<"$err"; then
-		diag "sanitizer report from: $*"
+		ok 1 "no sanitizer report from: $*"
 		diag "$err"
 	fi
 }
@@ -67,6 +76,12 @@ run() {
 # A private store, reachable by the server's user when we are root.
 TEST_TMP=$(mktemp -d /tmp/pgsnap-test.XXXXXX)
 chmod 755 "$TEST_TMP"
+# Reports go to files, also those of processes that outlive the command
+# (the service) or whose stderr is not ours; other users' processes of the
+# test (620-access) write there too.
+mkdir -p "$TEST_TMP/sanitizer" && chmod 1777 "$TEST_TMP/sanitizer"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99:log_path=$TEST_TMP/sanitizer/asan}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=99:log_path=$TEST_TMP/sanitizer/ubsan}
 export PGSNAP_HOME=$TEST_TMP/home
 # No warm pool unless a test asks for one (test/5xx): pooled servers would
 # change the counts of servers and clones the other tests make.
@@ -83,6 +98,14 @@ _tap_cleanup() {
 	# Remove every clone of every store this test made, then the files.
 	for h in "$TEST_TMP"/*/; do
 		[ -d "$h/run" ] && PGSNAP_HOME=${h%/} "$PGSNAP" rm --all >/dev/null 2>&1
+	done
+	# What the clean-up itself reported (a TAP line after the plan: prove
+	# fails the test).
+	for f in "$TEST_TMP"/sanitizer/*; do
+		[ -s "$f" ] || continue
+		echo "not ok - sanitizer report during clean-up (${f##*/})"
+		diag "$(head -40 "$f")"
+		_tap_failed=$((_tap_failed + 1))
 	done
 	if [ "$_tap_failed" -eq 0 ] && [ "${_tap_done:-0}" = 1 ]; then
 		rm -rf "$TEST_TMP"

@@ -3,12 +3,12 @@
  * libpgsnap in its own process (as a C harness, or a binding, would),
  * instead of running `pgsnap new` and `pgsnap rm` per test.
  *
- *   libsuite [-n N] [-j J] [-S DATABASES] [-p POOL] -x PGSNAP
+ *   libsuite [-n N] [-j J] [-S DATABASES] [-p POOL]
  *
  * N tests on J threads (a store handle each); each test: pgsnap_new with
  * --shared=DATABASES (0: a server of its own), connect, the same 5 queries
- * as `timer suite`, pgsnap_rm.  PGSNAP is the pgsnap program, for the
- * warm pool's keeper.  Prints, tab-separated: n wall_ms per_s failures.
+ * as `timer suite`, pgsnap_rm.  Prints, tab-separated: n wall_ms per_s
+ * failures.  (pgsnap_new talks to the store's service when it runs.)
  */
 #include <libpq-fe.h>
 #include <pgsnap.h>
@@ -24,7 +24,6 @@
 #include "suite_sql.h"
 
 static int opt_n = 500, opt_j = 4, opt_shared = 16, opt_pool = 2;
-static const char *opt_exe;
 static atomic_int next_job, failures;
 
 
@@ -64,19 +63,13 @@ static void *worker(void *arg)
 	pgsnap_new_opts o = { .timeout_s = -1 };
 	pgsnap_store *s;
 	pgsnap_error e;
-	char url[2048], sharedarg[32], poolarg[32];
-	char *args[] = { sharedarg, poolarg, NULL };
-	bool kicked = false;
+	char url[2048];
 	int i;
 
 	(void)arg;
-	o.shared = opt_shared;
+	o.shared = opt_shared ? opt_shared : -1;
 	o.pool = opt_pool;
 	o.no_pool = opt_pool == 0;
-	snprintf(sharedarg, sizeof(sharedarg), "--shared=%d", opt_shared);
-	snprintf(poolarg, sizeof(poolarg), "--pool=%d", opt_pool);
-	if (!opt_shared)
-		args[0] = poolarg, args[1] = NULL;
 	if (pgsnap_store_open(&s, NULL, &e) < 0) {
 		fprintf(stderr, "libsuite: %s\n", e.msg);
 		atomic_fetch_add(&failures, opt_n);
@@ -88,10 +81,6 @@ static void *worker(void *arg)
 			fprintf(stderr, "libsuite: %s\n", e.msg);
 			atomic_fetch_add(&failures, 1);
 			continue;
-		}
-		if (!kicked && opt_pool && opt_exe) {
-			pgsnap_pool_kick(s, &o, &c, opt_exe, args, NULL);
-			kicked = true;
 		}
 		pgsnap_clone_url(&c, url, sizeof(url));
 		if (queries(url) < 0)
@@ -111,16 +100,15 @@ int main(int argc, char **argv)
 	double t0, wall;
 	int ch, i;
 
-	while ((ch = getopt(argc, argv, "n:j:S:p:x:")) != -1) {
+	while ((ch = getopt(argc, argv, "n:j:S:p:")) != -1) {
 		switch (ch) {
 		case 'n': opt_n = atoi(optarg); break;
 		case 'j': opt_j = atoi(optarg); break;
 		case 'S': opt_shared = atoi(optarg); break;
 		case 'p': opt_pool = atoi(optarg); break;
-		case 'x': opt_exe = optarg; break;
 		default:
 			fprintf(stderr, "usage: libsuite [-n N] [-j J] [-S DBS] "
-				"[-p POOL] -x PGSNAP\n");
+				"[-p POOL]\n");
 			return 2;
 		}
 	}
@@ -129,9 +117,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "libsuite: bad numbers\n");
 		return 2;
 	}
-	/* The library starts its helpers (supervisor, keeper) with it. */
-	if (opt_exe)
-		setenv("PGSNAP_EXE", opt_exe, 1);
 	t0 = now_ms();
 	for (i = 0; i < opt_j; i++)
 		pthread_create(&th[i], NULL, worker, NULL);

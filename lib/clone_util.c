@@ -1,0 +1,92 @@
+/*
+ * clone_util.c - what the clone engines share (clone_impl.h): the type of
+ * a filesystem, a snapshot's size from its manifest, and making a clone's
+ * tree of directories and symlinks.
+ */
+#include "clone_impl.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+const char *fs_type_name(const char *path)
+{
+	static const struct { unsigned long magic; const char *name; } t[] = {
+		{ 0xEF53, "ext4" }, { 0x58465342, "xfs" },
+		{ 0x01021994, "tmpfs" }, { 0x9123683E, "btrfs" },
+		{ 0x794c7630, "overlay" }, { 0x6969, "nfs" },
+		{ 0x2fc12fc1, "zfs" }, { 0xF2F52010, "f2fs" },
+		{ 0x65735546, "fuse" }, { 0x858458f6, "ramfs" },
+	};
+	struct statfs f;
+	size_t i;
+
+	if (statfs(path, &f) < 0)
+		return "?";
+	for (i = 0; i < ARRAY_SIZE(t); i++)
+		if ((unsigned long)f.f_type == t[i].magic)
+			return t[i].name;
+	return "other";
+}
+
+uint64_t clone_snapshot_bytes(const char *snapdir)
+{
+	char path[700], buf[256];
+	unsigned long long dirs, files, bytes;
+	cleanup_close int fd = -1;
+	ssize_t n;
+
+	if (!snapdir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/" MANIFEST_NAME, snapdir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "pgsnap-manifest 1\nstats\t%llu\t%llu\t%llu", &dirs,
+		   &files, &bytes) != 3)
+		return 0;
+	return bytes;
+}
+
+/* PGSNAP_CLONE_LARGE_MB moves the line (tests, benchmarks). */
+bool clone_is_large(uint64_t bytes)
+{
+	const char *v = getenv("PGSNAP_CLONE_LARGE_MB");
+	long mb;
+
+	if (v && parse_long(v, 0, 1L << 30, &mb) == 0)
+		return bytes >= (uint64_t)mb << 20;
+	return bytes >= CLONE_LARGE_BYTES;
+}
+
+int clone_make_tree(clone_job *job, const manifest *m, int *root,
+		    pgsnap_error *err)
+{
+	cleanup_close int fd = -1;
+	size_t i;
+
+	if (path_join(job->datadir, sizeof(job->datadir), job->dir, "data") < 0)
+		return pgsnap_err(err, ENAMETOOLONG, "clone path too long");
+	if (mkdir(job->datadir, 0700) < 0)
+		return pgsnap_errno(err, errno, "cannot create %s",
+				    job->datadir);
+	fd = open(job->datadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return pgsnap_errno(err, errno, "cannot open %s", job->datadir);
+	for (i = 0; i < m->n; i++) {
+		const manifest_entry *e = &m->e[i];
+		if (e->type == 'd' && mkdirat(fd, e->path, e->mode) < 0)
+			return pgsnap_errno(err, errno, "cannot create "
+					    "directory %s/%s", job->datadir,
+					    e->path);
+		if (e->type == 'l' && symlinkat(e->target, fd, e->path) < 0)
+			return pgsnap_errno(err, errno, "cannot create "
+					    "symlink %s/%s", job->datadir,
+					    e->path);
+	}
+	*root = steal_fd(&fd);
+	return 0;
+}

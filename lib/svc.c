@@ -1,0 +1,96 @@
+/*
+ * svc.c - what the service's threads share (service.h): waking the
+ * watcher, counting connections, the stores of other server users, and
+ * leaving.
+ */
+#include "internal.h"
+#include "service.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void service_exit(service *sv, int status)
+{
+	/* On purpose: the sentinel must not start another one. */
+	if (sv->sentinel_fd >= 0 && write(sv->sentinel_fd, "x", 1) < 0) {
+		/* it is gone already */
+	}
+	_exit(status);
+}
+
+void service_wake(service *sv)
+{
+	uint64_t one = 1;
+
+	if (write(sv->wake_fd, &one, sizeof(one)) < 0) {
+		/* eventfd overflow: it is awake */
+	}
+}
+
+void service_quit(service *sv)
+{
+	pthread_mutex_lock(&sv->mu);
+	sv->exiting = true;
+	pthread_mutex_unlock(&sv->mu);
+	shutdown(sv->listen_fd, SHUT_RDWR);
+	close(sv->listen_fd);
+	unlink(sv->sock);
+	if (ftruncate(sv->lock_fd, 0) < 0) {
+		/* only the pid shown to people */
+	}
+	close(sv->lock_fd);
+}
+
+pgsnap_store *service_store_for(service *sv, const char *user,
+				pgsnap_error *err)
+{
+	pgsnap_store_opts o = { 0 };
+	char homerun[600];
+	pgsnap_store *s = NULL;
+	size_t i;
+
+	if (!user || !strcmp(user, sv->s->user))
+		return (pgsnap_store *)sv->s;
+	pthread_mutex_lock(&sv->mu);
+	for (i = 0; i < ARRAY_SIZE(sv->others) && sv->others[i]; i++)
+		if (!strcmp(sv->others[i]->user, user))
+			s = sv->others[i];
+	pthread_mutex_unlock(&sv->mu);
+	if (s)
+		return s;
+	/* The same store: a home given explicitly keeps run/ inside it;
+	 * other stores come from the environment, which we inherited. */
+	snprintf(homerun, sizeof(homerun), "%s/run", sv->s->home);
+	if (!strcmp(homerun, sv->s->run))
+		o.home = sv->s->home;
+	o.user = user;
+	o.bindir = sv->s->bindir;
+	if (pgsnap_store_open(&s, &o, err) < 0)
+		return NULL;
+	pthread_mutex_lock(&sv->mu);
+	for (i = 0; i < ARRAY_SIZE(sv->others) && sv->others[i]; i++)
+		;
+	if (i < ARRAY_SIZE(sv->others))
+		sv->others[i] = s;
+	pthread_mutex_unlock(&sv->mu);
+	if (i == ARRAY_SIZE(sv->others)) {
+		pgsnap_store_close(s);
+		pgsnap_err(err, EMFILE, "too many server users for one service");
+		return NULL;
+	}
+	return s;
+}
+
+void conn_done(conn *c)
+{
+	service *sv = c->sv;
+
+	close(c->fd);
+	free(c);
+	pthread_mutex_lock(&sv->mu);
+	sv->conns--;
+	pthread_mutex_unlock(&sv->mu);
+	service_wake(sv);
+}
