@@ -12,7 +12,8 @@
 #                             settings (a `pgsnap new -w 0` of its own);
 #   suite-N-pytest-floor      databases made (and connected to once)
 #                             beforehand: the tests' own work and pytest's.
-# Rows: val CASE wall_ms (the whole pytest run, its start included).
+# Rows: val CASE wall_ms (the whole pytest run, its start included): the
+# median of BENCH_PYTEST_ROUNDS (3) rounds, each running the three in turn.
 # Called by scripts/bench.sh (make bench) with BENCH_RESULTS and BENCH_WORK;
 # runs alone too: sh scripts/bench-pytest.sh.  Needs Debian's python3 with
 # python3-pytest, python3-pytest-xdist and python3-psycopg2 (deps.sh test).
@@ -24,6 +25,7 @@ B=${PGSNAP_BUILD:-$TOP/build}
 PGSNAP=${PGSNAP:-$B/pgsnap}
 N=${BENCH_SUITE:-500}
 J=${BENCH_SUITE_J:-4}
+ROUNDS=${BENCH_PYTEST_ROUNDS:-3}
 RESULTS=${BENCH_RESULTS:-/dev/null}
 PY=/usr/bin/python3
 PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
@@ -130,62 +132,81 @@ else:
 EOF
 
 ms() { date +%s%3N; }
-# suite ROUTE NOTE: one timed pytest run, one row.
+# suite ROUTE: one timed pytest run; its wall ms appended to W/wall.ROUTE.
 suite() {
-	local route=$1 note=$2 t0 t1 rc
+	local route=$1 t0 t1 rc
 	# What earlier cases left is gone before this one is timed.
 	until [ -z "$(ls -A "$RUNDIR/trash" 2>/dev/null)" ]; do sleep 0.1; done
 	sync
-	say "  suite-$N-pytest-$route"
 	t0=$(ms)
-	(cd "$S" && BENCH_ROUTE=$route $PY -m pytest -q -n "$J" -p no:cacheprovider test_suite.py) \
+	(cd "$S" && BENCH_ROUTE=$route $PY -m pytest -q -n "$J" -p no:cacheprovider --durations=5 test_suite.py) \
 		>"$W/out.$route" 2>&1
 	rc=$?
 	t1=$(ms)
 	if [ "$rc" = 0 ] && grep -q "^$N passed" "$W/out.$route"; then
-		row val "suite-$N-pytest-$route" wall_ms $((t1 - t0)) ms "$note"
-		eval "wall_$route=$((t1 - t0))"
+		echo $((t1 - t0)) >>"$W/wall.$route"
+		say "    $route: $((t1 - t0)) ms"
 	else
-		row na "suite-$N-pytest-$route" - - - - - - "failed: $(grep -E 'Error|FAILED|passed|failed' "$W/out.$route" | tail -1)"
-		say "    failed: $(tail -5 "$W/out.$route")"
+		echo "failed: $(grep -E 'Error|FAILED|passed|failed' "$W/out.$route" | tail -1)" >"$W/fail.$route"
+		say "    $route failed: $(tail -5 "$W/out.$route")"
 	fi
 }
-wall_pgsnap="" wall_template="" wall_floor=""
-
-# pgsnap: an untimed run first builds the derived snapshot (default.dbs-*)
-# and fills the pool, as any earlier run of the suite would have.
-(cd "$S" && BENCH_ROUTE=pgsnap $PY -m pytest -q -n "$J" -p no:cacheprovider \
-	test_suite.py -k 'test_suite[0] or test_suite[1] or test_suite[2] or test_suite[3]') \
-	>"$W/out.warm" 2>&1 || say "    warm-up failed: $(tail -3 "$W/out.warm")"
-suite pgsnap "pytest -n $J, $N tests: the plugin's pgsnap_db (shared 16, pool $J), 5 queries"
-
-# template: a server of its own with pgsnap's test settings.
-if u=$(PGSNAP_POOL=0 "$PGSNAP" new -w 0 -o "-c max_connections=100" 2>"$W/err") &&
-	"$PG_BINDIR/psql" -X -q -d "$u" -c 'create database bench_tpl' >/dev/null 2>>"$W/err"; then
-	BENCH_ADMIN=$u suite template "the same, CREATE DATABASE .. TEMPLATE .. STRATEGY FILE_COPY + DROP DATABASE per test (a pgsnap server with test settings)"
-	"$PGSNAP" rm "$u" >/dev/null 2>&1
-else
-	row na "suite-$N-pytest-template" - - - - - - "no template server: $(tail -1 "$W/err")"
-fi
-
-# floor: the databases made and connected to once, untimed.  Ten a call:
-# the C client refuses an answer over 16384 bytes (service bugs, report).
+# floor_dbs: N databases made and connected to once (untimed), in W/urls.
+# Ten a call: through the service, `new -n` fails once its answer passes
+# 16384 bytes (the C client's line limit; reported as a service bug).
 floor_dbs() {
 	local k
 	: >"$W/urls"
 	for ((k = 0; k < N; k += 10)); do
 		PGSNAP_POOL=0 "$PGSNAP" new --shared=50 -n $((N - k < 10 ? N - k : 10)) -w 0 >>"$W/urls" || return 1
 	done
-}
-if floor_dbs 2>"$W/err" &&
 	$PY -c 'import sys, psycopg2
-for u in open(sys.argv[1]).read().split(): psycopg2.connect(u).close()' "$W/urls" 2>>"$W/err"; then
-	BENCH_URLS=$W/urls suite floor "the same on databases made and connected to beforehand: the tests and pytest alone"
-	xargs "$PGSNAP" rm <"$W/urls" >/dev/null 2>&1
+for u in open(sys.argv[1]).read().split(): psycopg2.connect(u).close()' "$W/urls"
+}
+
+# pgsnap: an untimed run first builds the derived snapshot (default.dbs-*)
+# and fills the pool, as any earlier run of the suite would have.
+(cd "$S" && BENCH_ROUTE=pgsnap $PY -m pytest -q -n "$J" -p no:cacheprovider \
+	test_suite.py -k 'test_suite[0] or test_suite[1] or test_suite[2] or test_suite[3]') \
+	>"$W/out.warm" 2>&1 || say "    warm-up failed: $(tail -3 "$W/out.warm")"
+# template: a server of its own with pgsnap's test settings.
+tpl=""
+if tpl=$(PGSNAP_POOL=0 "$PGSNAP" new -w 0 -o "-c max_connections=100" 2>"$W/err") &&
+	"$PG_BINDIR/psql" -X -q -d "$tpl" -c 'create database bench_tpl' >/dev/null 2>>"$W/err"; then
+	:
 else
-	row na "suite-$N-pytest-floor" - - - - - - "no databases: $(tail -1 "$W/err")"
+	echo "no template server: $(tail -1 "$W/err")" >"$W/fail.template"
 fi
+# Rounds of the three in turn (the machine's load drifts: each route's
+# median is compared, not runs made minutes apart).
+for ((r = 1; r <= ROUNDS; r++)); do
+	say "  round $r of $ROUNDS"
+	suite pgsnap
+	[ -e "$W/fail.template" ] || BENCH_ADMIN=$tpl suite template
+	if floor_dbs 2>"$W/err"; then
+		BENCH_URLS=$W/urls suite floor
+		xargs "$PGSNAP" rm <"$W/urls" >/dev/null 2>&1
+	else
+		echo "no databases: $(tail -1 "$W/err")" >"$W/fail.floor"
+	fi
+done
+[ -n "$tpl" ] && "$PGSNAP" rm "$tpl" >/dev/null 2>&1
+
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+note_pgsnap="pytest -n $J, $N tests: the plugin's pgsnap_db (shared 16, pool $J), 5 queries"
+note_template="the same, CREATE DATABASE .. TEMPLATE .. STRATEGY FILE_COPY + DROP DATABASE per test (a pgsnap server with test settings)"
+note_floor="the same on databases made and connected to beforehand: the tests and pytest alone"
+for route in pgsnap template floor; do
+	eval "note=\$note_$route"
+	if [ -s "$W/wall.$route" ] && [ ! -e "$W/fail.$route" ]; then
+		m=$(median "$W/wall.$route")
+		eval "wall_$route=$m"
+		row val "suite-$N-pytest-$route" wall_ms "$m" ms "$note; median of $ROUNDS runs ($(tr '\n' ' ' <"$W/wall.$route" | sed 's/ $//'))"
+	else
+		row na "suite-$N-pytest-$route" - - - - - - "$(cat "$W/fail.$route" 2>/dev/null || echo failed)"
+	fi
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }'; }
-say "  pytest-pgsnap ${wall_pgsnap:-?} ms, template ${wall_template:-?} ms, floor ${wall_floor:-?} ms"
-say "  pgsnap / floor $(ratio "$wall_pgsnap" "$wall_floor") (target <= 1.15x); template / pgsnap $(ratio "$wall_template" "$wall_pgsnap") (target > 1x)"
+say "  pytest-pgsnap ${wall_pgsnap:-?} ms, template ${wall_template:-?} ms, floor ${wall_floor:-?} ms (medians of $ROUNDS)"
+say "  pgsnap / floor $(ratio "${wall_pgsnap:-0}" "${wall_floor:-0}") (target <= 1.15x); template / pgsnap $(ratio "${wall_template:-0}" "${wall_pgsnap:-0}") (target > 1x)"
