@@ -37,7 +37,8 @@ export PYTHONPATH=$T/site
 like "$($PY -c 'import importlib.metadata as m; print([e.value for e in m.entry_points(group="pytest11")])')" \
 	"pgsnap.plugin" "the pytest11 entry point is installed"
 other=$(command -v python3)
-if [ -n "$other" ] && [ "$(readlink -f "$other")" != "$(readlink -f $PY)" ]; then
+if [ -n "$other" ] && [ "$(readlink -f "$other")" != "$(readlink -f $PY)" ] &&
+	env -u PYTHONPATH python3 -m pip --version >/dev/null 2>&1; then
 	# pyenv's Python has no `wheel`: setuptools could not build it there.
 	run env -u PYTHONPATH python3 -m pip install --no-index --target "$T/site-other" "$TOP/lib/python"
 	is "$rc" 0 "pip install with the python3 on PATH ($other) too"
@@ -51,8 +52,8 @@ with Client() as c:
 	is "$out" "pgsnap_1 1" "the client works there without pytest: new, rm"
 	[ "$out" = "pgsnap_1 1" ] || diag "$err"
 else
-	skip "python3 on PATH is $PY"
-	skip "python3 on PATH is $PY"
+	skip "python3 on PATH is $PY (or has no pip)"
+	skip "python3 on PATH is $PY (or has no pip)"
 fi
 
 # ---- the client alone ---------------------------------------------------------
