@@ -77,6 +77,20 @@ ENOENT 1
 True" "Client: hello, a refused request raises PgsnapError (errno, status), the connection lives on"
 [ "$rc" = 0 ] || diag "$err"
 
+# PGSNAP_SOCKET (pgsnap exec sets it) is used as it is: no program is run.
+run "$PGSNAP" exec -- $PY -c '
+import os
+from pgsnap import Client
+print(Client(pgsnap_bin="/nonexistent").ping()["ok"], os.environ["PGSNAP_SOCKET"])'
+like "$out" "^True /" "Client: PGSNAP_SOCKET from pgsnap exec, without running pgsnap"
+run env PGSNAP_BIN=/nonexistent $PY -c '
+from pgsnap import Client, PgsnapError
+try:
+    Client().ping()
+except PgsnapError as e:
+    print(e)'
+like "$out" "cannot run /nonexistent service start" "Client: a missing PGSNAP_BIN is named"
+
 # ---- a fresh database per test, on 4 xdist workers ----------------------------
 P=$T/fresh
 mkdir -p "$P"
