@@ -167,7 +167,7 @@ $(TEST_DEPS_STAMP): scripts/deps.sh
 # node-postgres for the Node client test and recipe, from npm, into
 # test/node/node_modules (never committed).  Without npm or the registry
 # the Node tests skip, saying so.
-NODE_PG = test/node/node_modules/pg/package.json
+NODE_PG = test/node/node_modules/.package-lock.json
 $(NODE_PG): test/node/package.json | $(TEST_DEPS_STAMP)
 	@command -v npm >/dev/null && npm install --prefix test/node --no-audit \
 		--no-fund --loglevel=error >&2 || \

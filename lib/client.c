@@ -22,6 +22,7 @@
 
 struct svc_client {
 	int fd;
+	char config[20];             /* the service's settings (store_cfg) */
 	size_t len;
 	char buf[PROTO_LINE_MAX];
 };
@@ -116,6 +117,7 @@ int client_open(const pgsnap_store *s, bool start, svc_client **out,
 	*out = NULL;
 	if ((r = service_sock_path(s, path, sizeof(path))) < 0)
 		return pgsnap_err(err, r, "no path for the service socket");
+again:
 	for (;;) {
 		fd = connect_once(path);
 		if (fd >= 0)
@@ -145,11 +147,21 @@ int client_open(const pgsnap_store *s, bool start, svc_client **out,
 	c->len = 0;
 	if ((r = client_call(c, PROTO_HELLO "\n", &doc, err)) < 0) {
 		client_close(c);
+		/* A service leaving as we came: start another (bounded). */
+		if (r == -ECONNRESET && start && mono_us() < deadline)
+			goto again;
 		return r;
 	}
+	snprintf(c->config, sizeof(c->config), "%s",
+		 json_str(&doc, json_get(&doc, doc.nodes, "config")) ?: "");
 	json_free(&doc);
 	*out = c;
 	return 0;
+}
+
+bool client_same_config(const svc_client *c, const pgsnap_store *s)
+{
+	return !strcmp(c->config, s->cfg.sig);
 }
 
 void client_close(svc_client *c)

@@ -17,5 +17,7 @@ int client_open(const pgsnap_store *s, bool start, svc_client **out,
 int client_call(svc_client *c, const char *line, json_doc *doc,
 		pgsnap_error *err);
 void client_close(svc_client *c);
+/* Does the service run with our binaries and settings? */
+bool client_same_config(const svc_client *c, const pgsnap_store *s);
 
 #endif

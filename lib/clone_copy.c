@@ -68,7 +68,7 @@ const char *copy_impl_name(const pgsnap_store *s)
 {
 	char clones[600];
 
-	snprintf(clones, sizeof(clones), "%s/clones", s->run);
+	snprintf(clones, sizeof(clones), "%s", s->clones);
 	return impl_names[impl_pick(clones)];
 }
 

@@ -85,9 +85,11 @@ int pgsnap_doctor(pgsnap_store *s, char **text, pgsnap_error *err)
 	    s->as_root ? ", files made with setfsuid" : "");
 	snprintf(path, sizeof(path), "%s/snapshots", s->home);
 	add(&o, "snapshots: %s (%s)\n", path, fs_type_name(path));
-	snprintf(path, sizeof(path), "%s/clones", s->run);
+	snprintf(path, sizeof(path), "%s", s->clones);
 	add(&o, "clones: %s (%s)\n", path, fs_type_name(path));
-	snprintf(path, sizeof(path), "%s/trash", s->run);
+	if (s->clones_why[0])
+		add(&o, "clones on disk: %s\n", s->clones_why);
+	snprintf(path, sizeof(path), "%s", s->trash);
 	add(&o, "trash: %s\n", path);
 	if (uring_probe(&ue) == 0)
 		add(&o, "io_uring: available\n");

@@ -158,7 +158,7 @@ static int overlay_probe(const pgsnap_store *s, pgsnap_error *err)
 	/* A real mount of a tiny overlay beside the clones: the only sure
 	 * answer (the kernel, the upper filesystem, a container's policy). */
 	random_hex(suffix, 8);
-	snprintf(base, sizeof(base), "%s/clones/.probe-%s", s->run, suffix);
+	snprintf(base, sizeof(base), "%s/.probe-%s", s->clones, suffix);
 	if (mkdir(base, 0700) < 0)
 		return pgsnap_errno(err, errno, "cannot create %s", base);
 	for (i = 0; i < 4 && r == 0; i++) {
@@ -190,7 +190,7 @@ int overlay_upper_base(const pgsnap_store *s, char *buf, size_t len)
 	struct stat a, b;
 
 	snprintf(snaps, sizeof(snaps), "%s/snapshots", s->home);
-	snprintf(clones, sizeof(clones), "%s/clones", s->run);
+	snprintf(clones, sizeof(clones), "%s", s->clones);
 	if (stat(snaps, &a) < 0 || stat(clones, &b) < 0)
 		return -errno;
 	/* Same filesystem: the upper layer in the clone already reflinks

@@ -49,7 +49,7 @@ static int reflink_probe(const pgsnap_store *s, pgsnap_error *err)
 	struct stat a, b;
 
 	snprintf(snaps, sizeof(snaps), "%s/snapshots", s->home);
-	snprintf(clones, sizeof(clones), "%s/clones", s->run);
+	snprintf(clones, sizeof(clones), "%s", s->clones);
 	if (stat(snaps, &a) < 0 || stat(clones, &b) < 0)
 		return pgsnap_errno(err, errno, "cannot stat the store");
 	if (a.st_dev != b.st_dev)

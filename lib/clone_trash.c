@@ -153,8 +153,7 @@ int trash_empty(const pgsnap_store *s)
 	char path[600];
 	int r, r2;
 
-	if (path_join(path, sizeof(path), s->run, "trash") < 0)
-		return -ENAMETOOLONG;
+	snprintf(path, sizeof(path), "%s", s->trash);
 	r = empty_path(path);
 	/* Overlay layers of large snapshots (clone_overlay.c). */
 	snprintf(path, sizeof(path), "%s/snapshots/.overlay-trash", s->home);
@@ -166,8 +165,7 @@ int trash_kick(const pgsnap_store *s)
 {
 	char path[600];
 
-	if (path_join(path, sizeof(path), s->run, "trash") < 0)
-		return -ENAMETOOLONG;
+	snprintf(path, sizeof(path), "%s", s->trash);
 	return trash_kick_dir(s, path);
 }
 

@@ -96,6 +96,7 @@ static void gather(const gc_pass *g, const pgsnap_clone *c, judge_facts *f)
 
 	memset(f, 0, sizeof(*f));
 	f->clients = -1;
+	f->paths_valid = clone_paths_valid(g->s, c);
 	f->creator_alive = proc_alive(c->creator, c->creator_start);
 	f->server_alive = proc_alive(c->pid, c->pid_start);
 	f->dir_exists = dir_exists(c->dir);
@@ -148,7 +149,7 @@ static int judge_orphan(gc_pass *g, const char *id)
 
 	memset(&c, 0, sizeof(c));
 	snprintf(c.id, sizeof(c.id), "%s", id);
-	snprintf(c.dir, sizeof(c.dir), "%s/clones/%s", g->s->run, id);
+	snprintf(c.dir, sizeof(c.dir), "%s/%s", g->s->clones, id);
 	snprintf(c.datadir, sizeof(c.datadir), "%s/data", c.dir);
 	sockdir_choose(g->s, &c); /* where new put it: maybe a short one */
 	snprintf(c.boot_id, sizeof(c.boot_id), "%s", g->s->boot_id);
@@ -195,7 +196,7 @@ static int judge_all(gc_pass *g, pgsnap_error *err)
 	qsort(g->by_id, g->sc.n, sizeof(*g->by_id), cmp_id);
 	for (i = 0; i < g->sc.n && r == 0; i++)
 		r = judge_one(g, &g->sc.v[i]);
-	snprintf(dir, sizeof(dir), "%s/clones", g->s->run);
+	snprintf(dir, sizeof(dir), "%s", g->s->clones);
 	d = opendir(dir);
 	if (!d && errno != ENOENT)
 		return pgsnap_errno(err, errno, "cannot read %s", dir);
@@ -271,7 +272,7 @@ static void empty_trash(gc_pass *g)
 	struct dirent *e;
 	bool any = false;
 
-	snprintf(dir, sizeof(dir), "%s/trash", g->s->run);
+	snprintf(dir, sizeof(dir), "%s", g->s->trash);
 	d = opendir(dir);
 	while (d && (e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))

@@ -83,6 +83,9 @@ int write_file_atomic(const char *path, const char *data, size_t len,
 /* Split a shell-like string into words (quotes and backslashes, no
  * expansion).  *argv is one allocation; free() it. */
 int split_words(const char *s, char ***argv, int *argc);
+/* Bytes on disk of what directory dfd holds (dfd is closed): blocks, a
+ * hard-linked file's shared by its links, not crossing filesystems. */
+int64_t tree_bytes(int dfd);
 /* Start time of a process (field 22 of /proc/PID/stat), 0 if gone. */
 unsigned long long proc_start_time(pid_t pid);
 /* Its state letter (field 3: R, S, T, t, Z, ...), '?' if gone. */
@@ -129,13 +132,23 @@ typedef struct store_cfg {
 	int shared;                /* PGSNAP_SHARED: new --shared=N (0: off) */
 	bool service;              /* PGSNAP_SERVICE (1): talk to the service */
 	char worker[64];           /* PGSNAP_WORKER or the runner's worker */
+	long max_clones;           /* PGSNAP_MAX_CLONES: servers (0: no limit) */
+	long long max_bytes;       /* PGSNAP_MAX_BYTES: the store's (0: none) */
+	long snapshot_ttl_s;       /* PGSNAP_SNAPSHOT_TTL: unused (0: kept) */
 	char lock_trace[256];      /* PGSNAP_LOCK_TRACE: a file, for the bench */
 	char test_pause[32];       /* PGSNAP_TEST_PAUSE (tests) */
+	/* What makes the work of this process differ from another's on the
+	 * same store (the binaries, the settings, as 16 hex): the service
+	 * does a caller's work only when it has the same. */
+	char sig[20];
 } store_cfg;
 
 struct pgsnap_store {
 	char home[512];      /* snapshots live here (disk) */
-	char run[512];       /* clones, sockets, registry (RAM when possible) */
+	char run[512];       /* sockets, registry (RAM when possible) */
+	char clones[512];    /* the clones: run/clones, or the disk's */
+	char trash[512];     /* beside clones: a removed clone is renamed */
+	char clones_why[160];/* why clones are not in run/ (doctor) */
 	char bindir[512];    /* PostgreSQL binaries */
 	char pg_version[32]; /* "15.18" */
 	int pg_major;
@@ -215,6 +228,9 @@ typedef struct server_start {
  * On failure the error holds the server's own last log lines. */
 int server_start_ready(const pgsnap_store *s, const server_start *st,
 		       pid_t *pid, pgsnap_error *err);
+/* Remove the socket and lock file a dead server left in sockdir (a
+ * zombie still counts as alive to postgres). */
+void server_clear_socket(const char *sockdir, int port);
 /* Fast shutdown; escalate to immediate and SIGKILL after deadlines. */
 int server_stop(pid_t pid, unsigned long long start, int timeout_ms);
 /* Immediate shutdown (SIGQUIT), SIGKILL after the deadline: for a server

@@ -591,14 +591,17 @@ int json_to_clone(const json_doc *d, const json_node *o, pgsnap_clone *c)
 		snprintf(c->host, sizeof(c->host), "%s", v);
 	if ((v = json_str(d, json_get(d, o, "log"))) && strlen(v) > 4)
 		snprintf(c->dir, sizeof(c->dir), "%.*s", (int)strlen(v) - 4, v);
-#define NUM(k, f, t) if ((n = json_get(d, o, k)) && n->type == JSON_NUMBER) c->f = (t)n->num
-	NUM("port", port, int);
-	NUM("pid", pid, pid_t);
-	NUM("databases", dbs, int);
-	NUM("databases_used", dbs_used, int);
-	NUM("owner", owner, pid_t);
-	NUM("timeout", timeout_s, long);
-	NUM("created_ms", created_ms, int64_t);
+	/* A number out of a field's range is not converted (undefined in
+	 * C), it is left 0. */
+#define NUM(k, f, t, lo, hi) if ((n = json_get(d, o, k)) && \
+	n->type == JSON_NUMBER && n->num >= (lo) && n->num <= (hi)) c->f = (t)n->num
+	NUM("port", port, int, 0, 65535);
+	NUM("pid", pid, pid_t, 0, 1 << 30);
+	NUM("databases", dbs, int, 0, 1 << 30);
+	NUM("databases_used", dbs_used, int, 0, 1 << 30);
+	NUM("owner", owner, pid_t, 0, 1 << 30);
+	NUM("timeout", timeout_s, long, -1, 1e12);
+	NUM("created_ms", created_ms, int64_t, 0, 1e15);
 #undef NUM
 	return c->id[0] ? 0 : -EINVAL;
 }

@@ -76,6 +76,11 @@ void judge_record(const judge_ctx *x, const pgsnap_clone *c,
 		return;
 	}
 	o->watched = record_watched(c);
+	if (!f->paths_valid) {
+		o->why = "its record names paths outside the store (only the "
+			 "record goes)";
+		return;
+	}
 	if (!strcmp(c->state, "kept")) {
 		if (!f->dir_exists)
 			o->why = "a kept clone whose directory is gone";

@@ -12,6 +12,7 @@ typedef struct judge_ctx {
 
 /* What the judge may look at, read beforehand (gc.c: gather). */
 typedef struct judge_facts {
+	bool paths_valid;            /* its dir and sockdir are pgsnap's */
 	bool creator_alive;          /* the process at work on it */
 	bool server_alive;           /* its postmaster, pid and start time */
 	bool dir_exists;

@@ -50,7 +50,7 @@ static int record_new(const pgsnap_store *s, pgsnap_clone *c,
 		return r;
 	for (tries = 0; tries < 8; tries++) {
 		random_hex(c->id, 8);
-		snprintf(c->dir, sizeof(c->dir), "%s/clones/%s", s->run, c->id);
+		snprintf(c->dir, sizeof(c->dir), "%s/%s", s->clones, c->id);
 		snprintf(c->datadir, sizeof(c->datadir), "%s/data", c->dir);
 		sockdir_choose(s, c);
 		if (access(c->dir, F_OK) == 0)
@@ -90,6 +90,7 @@ int life_start(const pgsnap_store *s, pgsnap_clone *c, const clone_job *job,
 		if (st.port < 0)
 			return pgsnap_errno(err, st.port, "no free TCP port%s",
 					    st.ipv6 ? " on 127.0.0.1 and ::1" : "");
+		server_clear_socket(c->sockdir, st.port);
 		r = server_start_ready(s, &st, &c->pid, err);
 		if (r != -EADDRINUSE || !tcp || same_port)
 			break;
@@ -253,14 +254,18 @@ int life_claim(const pgsnap_store *s, life_victim *v, size_t n,
 }
 
 /* Stop every claimed server at once, then wait for them together. */
-static void stop_all(life_victim *v, size_t n, const life_end_opts *o)
+static void stop_all(const pgsnap_store *s, life_victim *v, size_t n,
+		     const life_end_opts *o)
 {
 	int64_t deadline;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		v[i].spid = 0;
-		if (!v[i].taken || v[i].other_boot)
+		/* Nothing is signalled or removed on the word of a record
+		 * that names paths pgsnap never makes: only it goes. */
+		if (!v[i].taken || v[i].other_boot ||
+		    !clone_paths_valid(s, &v[i].c))
 			continue;
 		/* A lease's server is its shared server's: only the
 		 * lease's own sessions end. */
@@ -326,7 +331,7 @@ static void release(const pgsnap_store *s, life_victim *v)
 	/* Renamed now, deleted later: the clone leaves its place at once,
 	 * whatever the cost of deleting its files. */
 	random_hex(rnd, 8);
-	snprintf(path, sizeof(path), "%s/trash/%s.%s", s->run, v->c.id, rnd);
+	snprintf(path, sizeof(path), "%s/%s.%s", s->trash, v->c.id, rnd);
 	if (rename(v->c.dir, path) < 0 && errno != ENOENT)
 		rm_rf(v->c.dir);
 }
@@ -368,9 +373,9 @@ void life_end(const pgsnap_store *s, life_victim *v, size_t n,
 	for (i = 0; i < n; i++)
 		v[i].keep_files = o->honor_keep && v[i].c.keep && !v[i].orphan &&
 				  !clone_is_lease(&v[i].c);
-	stop_all(v, n, o);
+	stop_all(s, v, n, o);
 	for (i = 0; i < n; i++) {
-		if (!v[i].taken)
+		if (!v[i].taken || !clone_paths_valid(s, &v[i].c))
 			continue;
 		if (!clone_is_lease(&v[i].c)) {
 			release(s, &v[i]);

@@ -10,6 +10,7 @@
  */
 #include "internal.h"
 #include "life.h"
+#include "quota.h"
 #include "newclone.h"
 #include "pool.h"
 #include "shared.h"
@@ -152,6 +153,9 @@ int clone_new_prepared(pgsnap_store *s, const pgsnap_new_opts *o,
 	    (r = pool_take(s, &c, out, err)) != 0)
 		return r < 0 ? r : 0;
 
+	/* A server is made: the store's limits count it. */
+	if ((r = limits_check(s, err)) < 0)
+		return r;
 	q.o = o;
 	q.engine = p->engine;
 	q.snapdir = p->snapdir;

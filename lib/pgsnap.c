@@ -46,7 +46,15 @@ static svc_client *service_conn(pgsnap_store *s)
 	pthread_mutex_unlock(&s->svc_mu);
 	if (c || !service_running(s))
 		return c;
-	return client_open(s, false, &c, NULL) == 0 ? c : NULL;
+	if (client_open(s, false, &c, NULL) < 0)
+		return NULL;
+	/* Another PGSNAP_PG_BINDIR, other limits...: our work, done here
+	 * (the registry keeps both right). */
+	if (!client_same_config(c, s)) {
+		client_close(c);
+		return NULL;
+	}
+	return c;
 }
 
 static void service_done(pgsnap_store *s, svc_client *c, bool ok)
@@ -160,6 +168,10 @@ static void after_new(pgsnap_store *s, const pgsnap_new_opts *o,
 	}
 	if (client_open(s, true, &cl, NULL) < 0)
 		return;
+	if (!client_same_config(cl, s)) {
+		client_close(cl); /* its pools are of its settings, not ours */
+		return;
+	}
 	jb_raw(&b, "warm");
 	put_opts(&b, s, o);
 	jb_raw(&b, "\n");

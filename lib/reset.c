@@ -79,12 +79,12 @@ static int trash_data(const pgsnap_store *s, const char *dir,
 	size_t i;
 
 	random_hex(rnd, 8);
-	snprintf(to, sizeof(to), "%s/trash/reset.%s", s->run, rnd);
+	snprintf(to, sizeof(to), "%s/reset.%s", s->trash, rnd);
 	if (mkdir_server(s, to) < 0)
 		return pgsnap_errno(err, errno, "cannot create %s", to);
 	for (i = 0; i < ARRAY_SIZE(made); i++) {
 		snprintf(from, sizeof(from), "%s/%s", dir, made[i]);
-		snprintf(to, sizeof(to), "%s/trash/reset.%s/%s", s->run, rnd,
+		snprintf(to, sizeof(to), "%s/reset.%s/%s", s->trash, rnd,
 			 made[i]);
 		if (rename(from, to) < 0 && errno != ENOENT)
 			return pgsnap_errno(err, errno, "cannot move %s away",

@@ -312,8 +312,13 @@ static int do_rm(conn *c, const proto_req *q, pgsnap_error *err)
 		pgsnap_err(err, EINVAL, "rm: give one of id=, all=1, worker=");
 		return ST_BAD;
 	}
-	if (everything)
+	if (everything) {
 		keeper_stop(c->sv, NULL); /* or they refill what we end */
+		/* Everything gone: the service need not linger after. */
+		pthread_mutex_lock(&c->sv->mu);
+		c->sv->leave_now = true;
+		pthread_mutex_unlock(&c->sv->mu);
+	}
 	if (!id && registry_list(s, &all, &n, err) < 0)
 		return ST_FAIL;
 	t = calloc(1, sizeof(*t) + (id ? 1 : n) * sizeof(t->v[0]));
@@ -535,6 +540,7 @@ static int hello(conn *c)
 	jb_field_int(&b, "protocol", PROTO_VERSION);
 	jb_field(&b, "version", PGSNAP_VERSION);
 	jb_field_int(&b, "pid", getpid());
+	jb_field(&b, "config", c->sv->s->cfg.sig);
 	jb_raw(&b, "}\n");
 	r = answer(c, &b);
 	free(b.p);

@@ -158,7 +158,9 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 	 * and it should face local users, not the network. */
 	snprintf(listen, sizeof(listen), "listen_addresses=%s",
 		 !st->tcp ? "" : st->ipv6 ? "127.0.0.1,::1" : "127.0.0.1");
-	argv[argc++] = "postgres";
+	/* The full path: postgres finds its installation (sharedir,
+	 * pkglibdir) from argv[0], through PATH when it is a bare name. */
+	argv[argc++] = prog;
 	argv[argc++] = "-D";
 	argv[argc++] = st->datadir;
 	argv[argc++] = "-k";
@@ -233,6 +235,25 @@ int server_start_ready(const pgsnap_store *s, const server_start *st,
 	return pgsnap_err(err, ETIMEDOUT,
 		"server not ready after %d ms: %s", st->timeout_ms,
 		tail[0] ? tail : "no log output");
+}
+
+void server_clear_socket(const char *sockdir, int port)
+{
+	char lock[700], sock[700], text[64];
+	long pid;
+
+	/* A server killed with SIGKILL leaves its socket's lock file; while
+	 * it is a zombie (its parent gone, not yet reaped) postgres takes it
+	 * for alive and refuses the socket to its successor. */
+	snprintf(sock, sizeof(sock), "%s/.s.PGSQL.%d", sockdir, port);
+	snprintf(lock, sizeof(lock), "%s.lock", sock);
+	if (read_file_buf(lock, text, sizeof(text)) <= 0)
+		return;
+	text[strcspn(text, "\n")] = '\0';
+	if (parse_long(text, 1, 1L << 30, &pid) == 0 && proc_alive((pid_t)pid, 0))
+		return;
+	unlink(sock);
+	unlink(lock);
 }
 
 int server_quit(pid_t pid, unsigned long long start, int timeout_ms)

@@ -45,6 +45,11 @@
 #define BUSY_ROUND_MS 250
 #define START_WAIT_MS 10000
 #define MAX_CONNS 512
+/* Idle, it stays this long after its last client left (or its start): a
+ * client that has just asked `service start` for the socket connects. */
+#define LINGER_MS 5000
+/* How often snapshots unused for PGSNAP_SNAPSHOT_TTL are looked for. */
+#define SNAPSHOT_GC_MS 60000
 
 /* ---- where it is ---------------------------------------------------------- */
 
@@ -269,6 +274,7 @@ static bool try_exit(service *sv)
 static void *watcher(void *arg)
 {
 	service *sv = arg;
+	int64_t snap_gc_ms = 0;
 
 	for (;;) {
 		gc_opts o = { 0 };
@@ -287,9 +293,21 @@ static void *watcher(void *arg)
 			res.watched = 1;
 		}
 		sentinel_check(sv);
+		if (sv->s->cfg.snapshot_ttl_s &&
+		    mono_us() / 1000 - snap_gc_ms >= SNAPSHOT_GC_MS) {
+			size_t n;
+			snap_gc_ms = mono_us() / 1000;
+			pgsnap_snapshot_gc((pgsnap_store *)sv->s, -1, &n, NULL);
+		}
 		pthread_mutex_lock(&sv->mu);
 		idle = res.watched == 0 && !sv->conns && !sv->tasks &&
 		       !keeper_running(sv);
+		if (idle && !sv->leave_now &&
+		    mono_us() / 1000 - sv->last_use_ms < LINGER_MS) {
+			idle = false;
+			wait = (long)(LINGER_MS - (mono_us() / 1000 -
+						   sv->last_use_ms)) + 10;
+		}
 		pthread_mutex_unlock(&sv->mu);
 		if (idle && try_exit(sv))
 			service_exit(sv, 0);
@@ -354,6 +372,8 @@ static void start_conn(service *sv, int fd)
 		return;
 	}
 	sv->conns++;
+	sv->last_use_ms = mono_us() / 1000;
+	sv->leave_now = false;
 	pthread_mutex_unlock(&sv->mu);
 	c->sv = sv;
 	c->fd = fd;
@@ -406,6 +426,7 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 	svc.s = s;
 	svc.lock_fd = lock_fd;
 	svc.sentinel_fd = -1;
+	svc.last_use_ms = mono_us() / 1000;
 	handout_init(&svc);
 	svc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());

@@ -20,6 +20,8 @@ typedef struct service {
 	char sock[600];
 	pthread_mutex_t mu;          /* what follows */
 	int conns;                   /* open connections */
+	int64_t last_use_ms;         /* a connection opened or closed */
+	bool leave_now;              /* rm all=1: no lingering */
 	int tasks;                   /* clones being ended in the background */
 	bool exiting;
 	keeper *keepers;             /* the pool variants kept warm */

@@ -94,6 +94,7 @@ static int lease_add(const pgsnap_store *s, pgsnap_clone *srv,
 static void make_shared(pgsnap_clone *c, int64_t now_ms_)
 {
 	snprintf(c->state, sizeof(c->state), "shared");
+	c->worker[0] = '\0';
 	c->owner = 0;
 	c->owner_start = 0;
 	c->creator = 0;

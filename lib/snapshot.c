@@ -7,6 +7,7 @@
  * save/export/import snapshot_move.c.
  */
 #include "snapshot.h"
+#include "snapshot_ext.h"
 #include "sha256.h"
 
 #include <dirent.h>
@@ -145,6 +146,9 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 			goto out;
 		}
 	}
+	/* So is a missing extension package (snapshot_ext.c). */
+	if ((rc = ext_check(s, r, err)) < 0)
+		goto out;
 	if (r->from[0] && (rc = base_key(s, r->from, o, flags, depth, bkey,
 					 res, err)) < 0)
 		goto out;

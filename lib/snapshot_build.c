@@ -80,7 +80,9 @@ static int run_initdb(build *b, pgsnap_error *err)
 		return pgsnap_err(err, E2BIG, "too many initdb options");
 	snprintf(prog, sizeof(prog), "%s/initdb", b->s->bindir);
 	snprintf(logp, sizeof(logp), "%s/build.log", b->dir);
-	argv[argc++] = "initdb";
+	/* The full path: initdb (as postgres) finds its installation from
+	 * argv[0], through PATH when it is a bare name. */
+	argv[argc++] = prog;
 	argv[argc++] = "-D";
 	argv[argc++] = b->data;
 	argv[argc++] = "-U";

@@ -9,6 +9,7 @@
  * give the same key, so that an exported archive can be found by it.
  */
 #include "snapshot.h"
+#include "snapshot_ext.h"
 #include "sha256.h"
 
 #include <dirent.h>
@@ -189,6 +190,27 @@ static int field_tree(sha256_ctx *c, const char *root, const char *rel,
 	return r;
 }
 
+/* What makes the recipe's extensions and preloaded libraries: only when
+ * it has some, so that the keys of other recipes stay as they were. */
+static int field_extensions(sha256_ctx *c, pgsnap_store *s, const recipe *r,
+			    key_cache *kc, pgsnap_error *err)
+{
+	ext_parts p;
+	size_t i;
+	int rc = ext_parts_of(s, r, &p, err);
+
+	for (i = 0; i < p.n && rc == 0; i++) {
+		const ext_part *e = &p.v[i];
+		const char *base = strrchr(e->text, '/');
+
+		field_str(c, e->tag, e->file && base ? base + 1 : e->text);
+		if (e->file)
+			rc = field_file_c(c, e->tag, e->text, e->text, kc, err);
+	}
+	ext_parts_free(&p);
+	return rc;
+}
+
 int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
 	       key_cache *kc, char out[65], pgsnap_error *err)
 {
@@ -243,6 +265,8 @@ int recipe_key(pgsnap_store *s, const recipe *r, const char *base_key,
 		if (rc < 0)
 			return rc;
 	}
+	if ((rc = field_extensions(&c, s, r, kc, err)) < 0)
+		return rc;
 	if (r->now)
 		field_str(&c, "now", r->now);
 	/* Only when asked: the keys of existing recipes stay as they were. */

@@ -384,38 +384,6 @@ int snapshot_check_major(pgsnap_store *s, const char *name, const snap_meta *m,
 			"with this PostgreSQL or set PGSNAP_PG_BINDIR");
 }
 
-static int64_t tree_size(int dfd)
-{
-	DIR *d = fdopendir(dfd);
-	struct dirent *e;
-	int64_t sum = 0;
-
-	if (!d) {
-		close(dfd);
-		return 0;
-	}
-	while ((e = readdir(d))) {
-		struct stat st;
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		/* Hard links (the copies of `databases N`) all live in
-		 * the snapshot: each counts its share of the blocks. */
-		sum += (int64_t)st.st_blocks * 512 /
-		       (S_ISDIR(st.st_mode) || st.st_nlink < 1 ? 1
-							     : st.st_nlink);
-		if (S_ISDIR(st.st_mode)) {
-			int fd = openat(dirfd(d), e->d_name, O_RDONLY |
-					O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd >= 0)
-				sum += tree_size(fd);
-		}
-	}
-	closedir(d);
-	return sum;
-}
-
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(((const pgsnap_snapshot_info *)a)->name,
@@ -475,7 +443,7 @@ int pgsnap_snapshot_list(pgsnap_store *s, pgsnap_snapshot_info **out,
 		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
 		fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd >= 0)
-			x->size = tree_size(fd);
+			x->size = tree_bytes(fd);
 	}
 	closedir(d);
 	if ((r = registry_list(s, &recs, &nrecs, err)) < 0) {
@@ -593,8 +561,10 @@ int pgsnap_snapshot_gc(pgsnap_store *s, long keep, size_t *removed,
 	size_t n = 0, i, kept = 0;
 	int r;
 
+	int64_t now = now_ms(), ttl = s->cfg.snapshot_ttl_s * 1000LL;
+
 	*removed = gc_leftovers(s);
-	if (keep < 0)
+	if (keep < 0 && !ttl)
 		return 0;
 	if ((r = pgsnap_snapshot_list(s, &v, &n, err)) < 0)
 		return r;
@@ -602,7 +572,13 @@ int pgsnap_snapshot_gc(pgsnap_store *s, long keep, size_t *removed,
 		qsort(v, n, sizeof(*v), by_use);
 	for (i = 0; i < n; i++) {
 		cleanup_close int lfd = -1;
-		if (v[i].clones > 0 || kept < (size_t)keep) {
+		int64_t used = v[i].used_ms > v[i].created_ms ? v[i].used_ms
+							       : v[i].created_ms;
+		/* Removed: one without clones that is past the keep most
+		 * recently used, or unused for PGSNAP_SNAPSHOT_TTL. */
+		bool past_keep = keep >= 0 && kept >= (size_t)keep;
+		bool expired = ttl && now - used >= ttl;
+		if (v[i].clones > 0 || (!past_keep && !expired)) {
 			kept++;
 			continue;
 		}

@@ -162,7 +162,7 @@ bool clone_paths_valid(const pgsnap_store *s, const pgsnap_clone *c)
 	if (!name_valid(c->id, sizeof(c->id) - 1) ||
 	    !name_valid(owner, sizeof(c->id) - 1))
 		return false;
-	snprintf(want, sizeof(want), "%s/clones/%s", s->run, owner);
+	snprintf(want, sizeof(want), "%s/%s", s->clones, owner);
 	if (strcmp(c->dir, want))
 		return false;
 	if (!c->sockdir[0])

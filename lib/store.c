@@ -6,6 +6,7 @@
  * are throwaway).  PGSNAP_HOME, when set, holds both.
  */
 #include "internal.h"
+#include "sha256.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -15,12 +16,15 @@
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 
 #ifndef PGSNAP_DEFAULT_BINDIR
 #define PGSNAP_DEFAULT_BINDIR "/usr/lib/postgresql/15/bin"
 #endif
 #define TMPFS_MAGIC_ 0x01021994
+/* A RAM filesystem smaller than this holds no clones (find_clones). */
+#define RAM_CLONES_MIN (512ull << 20)
 
 fs_ids fs_become(const pgsnap_store *s)
 {
@@ -209,6 +213,34 @@ static int find_paths(pgsnap_store *s, const pgsnap_store_opts *o,
 	return 0;
 }
 
+/* Clones live beside the registry, on RAM when it is there, unless that
+ * RAM filesystem is too small to hold a useful number of them: a
+ * container's /dev/shm is 64 MB, two copy clones of the default snapshot.
+ * Then they go to the disk store (the registry and sockets stay). */
+static void find_clones(pgsnap_store *s, bool explicit_home)
+{
+	struct statvfs v;
+	unsigned long long total;
+	char where[600];
+
+	snprintf(s->clones, sizeof(s->clones), "%s/clones", s->run);
+	snprintf(s->trash, sizeof(s->trash), "%s/trash", s->run);
+	s->clones_why[0] = '\0';
+	snprintf(where, sizeof(where), "%s", s->run);
+	/* The run directory may not exist yet: its parent tells. */
+	if (statvfs(where, &v) < 0 && (!strrchr(where, '/') ||
+	    (*strrchr(where, '/') = '\0', statvfs(where, &v) < 0)))
+		return;
+	total = (unsigned long long)v.f_blocks * v.f_frsize;
+	if (explicit_home || !is_tmpfs(where) || total >= RAM_CLONES_MIN)
+		return;
+	snprintf(s->clones, sizeof(s->clones), "%s/clones", s->home);
+	snprintf(s->trash, sizeof(s->trash), "%s/trash", s->home);
+	snprintf(s->clones_why, sizeof(s->clones_why), "%s holds %llu MiB in "
+		 "all, too little for clones: they live on disk", where,
+		 total >> 20);
+}
+
 /* A store directory must be ours (or root's) and not writable by others
  * (unless sticky, as /tmp): otherwise another user could swap its files. */
 static int check_dir(const pgsnap_store *s, const char *path,
@@ -308,6 +340,33 @@ static int setting_long(const char *name, long min, long max, long dflt,
 	return 0;
 }
 
+/* A size: a whole number of bytes, or with K, M, G or T (powers of 1024). */
+static int setting_bytes(const char *name, long long *out, pgsnap_error *err)
+{
+	const char *v = getenv(name);
+	char num[32];
+	size_t len;
+	int shift = 0;
+	long l;
+
+	*out = 0;
+	if (!v || !*v)
+		return 0;
+	len = strlen(v);
+	switch (len && len < sizeof(num) ? v[len - 1] : 0) {
+	case 'K': case 'k': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	case 'T': case 't': shift = 40; break;
+	}
+	snprintf(num, sizeof(num), "%.*s", (int)(shift ? len - 1 : len), v);
+	if (len >= sizeof(num) || parse_long(num, 1, (1L << 50) >> shift, &l) < 0)
+		return pgsnap_err(err, EINVAL, "%s '%s': expected a size in bytes "
+				  "(a whole number, or with K, M, G or T)", name, v);
+	*out = (long long)l << shift;
+	return 0;
+}
+
 /* The runner's worker (and CI shard) that runs us, for ls and rm
  * --worker: PGSNAP_WORKER, else "SHARD/WORKER" from the variables test
  * runners and CI systems set. */
@@ -361,6 +420,12 @@ static int find_settings(pgsnap_store *s, pgsnap_error *err)
 	if ((r = setting_long("PGSNAP_SERVICE", 0, 1, 1, &l, err)) < 0)
 		return r;
 	c->service = l;
+	if ((r = setting_long("PGSNAP_MAX_CLONES", 1, 1000000, 0,
+			      &c->max_clones, err)) < 0 ||
+	    (r = setting_bytes("PGSNAP_MAX_BYTES", &c->max_bytes, err)) < 0 ||
+	    (r = setting_long("PGSNAP_SNAPSHOT_TTL", 1, 86400L * 3650, 0,
+			      &c->snapshot_ttl_s, err)) < 0)
+		return r;
 	find_worker(c->worker, sizeof(c->worker));
 	if (strpbrk(c->worker, "\t\n\r"))
 		return pgsnap_err(err, EINVAL, "the worker name (PGSNAP_WORKER) "
@@ -370,6 +435,30 @@ static int find_settings(pgsnap_store *s, pgsnap_error *err)
 	if ((v = getenv("PGSNAP_TEST_PAUSE")))
 		snprintf(c->test_pause, sizeof(c->test_pause), "%s", v);
 	return 0;
+}
+
+static void config_sig(pgsnap_store *s)
+{
+	static const char *const vars[] = {
+		"PGSNAP_COPY_IMPL", "PGSNAP_URING_WORKERS",
+		"PGSNAP_CLONE_LARGE_MB", "PGSNAP_POOL_TTL", "PGSNAP_MAX_CLONES",
+		"PGSNAP_MAX_BYTES", "PGSNAP_SNAPSHOT_TTL", "PGSNAP_LOCK_TRACE",
+	};
+	unsigned char d[32];
+	char hex[65];
+	sha256_ctx h;
+	size_t i;
+
+	sha256_init(&h);
+	sha256_update(&h, s->bindir, strlen(s->bindir) + 1);
+	sha256_update(&h, s->home, strlen(s->home) + 1);
+	for (i = 0; i < ARRAY_SIZE(vars); i++) {
+		const char *v = getenv(vars[i]);
+		sha256_update(&h, v ? v : "", v ? strlen(v) + 1 : 1);
+	}
+	sha256_final(&h, d);
+	sha256_hex(d, hex);
+	snprintf(s->cfg.sig, sizeof(s->cfg.sig), "%.16s", hex);
 }
 
 int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
@@ -387,6 +476,9 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 	    (r = find_paths(s, o, err)) < 0 ||
 	    (r = find_bindir(s, o, err)) < 0)
 		return r;
+	find_clones(s, (o && o->home) || (getenv("PGSNAP_HOME") &&
+					   *getenv("PGSNAP_HOME")));
+	config_sig(s);
 	if (strpbrk(s->home, "\t\n\r") || strpbrk(s->run, "\t\n\r"))
 		return pgsnap_err(err, EINVAL,
 			"the store path (PGSNAP_HOME) holds a tab or newline: "
@@ -396,14 +488,11 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 	    (r = path_join(p, sizeof(p), s->home, "snapshots")) < 0 ||
 	    (r = make_dir(s, p, true, err)) < 0 ||
 	    (r = make_dir(s, s->run, false, err)) < 0 ||
-	    (r = path_join(p, sizeof(p), s->run, "clones")) < 0 ||
-	    (r = make_dir(s, p, true, err)) < 0 ||
-	    (r = path_join(p, sizeof(p), s->run, "trash")) < 0 ||
-	    (r = make_dir(s, p, true, err)) < 0)
+	    (r = make_dir(s, s->clones, true, err)) < 0 ||
+	    (r = make_dir(s, s->trash, true, err)) < 0)
 		return r == -ENAMETOOLONG ?
 			pgsnap_err(err, r, "store path too long: %s", s->home) : r;
-	if (path_join(p, sizeof(p), s->run, "clones") == 0)
-		spread_subdirs(s, p);
+	spread_subdirs(s, s->clones);
 	if ((r = registry_init(s, err)) < 0)
 		return r;
 	read_boot_id(s->boot_id, sizeof(s->boot_id));

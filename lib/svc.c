@@ -91,6 +91,7 @@ void conn_done(conn *c)
 	free(c);
 	pthread_mutex_lock(&sv->mu);
 	sv->conns--;
+	sv->last_use_ms = mono_us() / 1000;
 	pthread_mutex_unlock(&sv->mu);
 	service_wake(sv);
 }

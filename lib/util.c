@@ -380,3 +380,44 @@ bool name_valid(const char *s, size_t maxlen)
 	}
 	return true;
 }
+
+int64_t tree_bytes(int dfd)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+	struct stat top;
+	int64_t sum = 0;
+
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	if (fstat(dirfd(d), &top) < 0) {
+		closedir(d);
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		/* Another filesystem (an overlay clone's mount) holds the
+		 * snapshot's files, counted there. */
+		if (st.st_dev != top.st_dev)
+			continue;
+		/* Hard links (the copies of `databases N`) all live in
+		 * the snapshot: each counts its share of the blocks. */
+		sum += (int64_t)st.st_blocks * 512 /
+		       (S_ISDIR(st.st_mode) || st.st_nlink < 1 ? 1
+							     : st.st_nlink);
+		if (S_ISDIR(st.st_mode)) {
+			int fd = openat(dirfd(d), e->d_name, O_RDONLY |
+					O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0)
+				sum += tree_bytes(fd);
+		}
+	}
+	closedir(d);
+	return sum;
+}

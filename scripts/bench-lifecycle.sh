@@ -1,16 +1,19 @@
 #!/bin/sh
-# bench-lifecycle.sh - many live clones, gc and the registry lock (issue 4):
-#   1. BENCH_LC_N (500) live clones at once, made BENCH_LC_J (8) at a time
+# bench-lifecycle.sh - many live clones, gc and the registry lock (issues
+# 4 and 13):
+#   1. BENCH_LC_N (1000) live clones at once, made BENCH_LC_J (8) at a time
 #      with `pgsnap new -w 3600`: time until all are ready, failures and
 #      the limit behind them, the kernel limits that matter, the store's
-#      supervisor (one for all) and its CPU while it watches them all;
+#      service (one for all) and its CPU while it watches them all;
 #   2. memory per idle clone: PSS summed over the postmaster and its
 #      children (/proc/PID/smaps_rollup), median and p90 over all clones,
 #      beside MemAvailable before and after divided by the clone count;
 #   3. registry lock: wait and hold time of every lock taken while the
 #      clones were made (PGSNAP_LOCK_TRACE), median, p90, max;
-#   4. gc of all of them once expired: total time of `pgsnap gc` (servers
-#      stopped, records dropped, files deleted);
+#   4. gc of half of them once expired: total time of `pgsnap gc` (servers
+#      stopped, records dropped, files deleted), beside the machine's floor
+#      for the same work on the other half (SIGKILL every process of those
+#      servers, wait for them, unmount, delete their directories);
 #   5. -w: how long after the last client disconnects a clone past its
 #      time is gone (BENCH_LC_W samples).
 # Called by scripts/bench.sh (make bench) with BENCH_RESULTS; runs alone
@@ -24,7 +27,7 @@ set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 B=${PGSNAP_BUILD:-$TOP/build}
 PGSNAP=${PGSNAP:-$B/pgsnap}
-N=${BENCH_LC_N:-500}
+N=${BENCH_LC_N:-1000}
 J=${BENCH_LC_J:-8}
 WN=${BENCH_LC_W:-5}
 RESULTS=${BENCH_RESULTS:-/dev/null}
@@ -45,7 +48,6 @@ stats() {
 
 cleanup() {
 	if [ -d "$RUN" ]; then
-		"$PGSNAP" gc -q --repair >/dev/null 2>&1
 		"$PGSNAP" rm --all >/dev/null 2>&1
 		"$PGSNAP" gc -q >/dev/null 2>&1
 	fi
@@ -87,20 +89,20 @@ row val lifecycle-live clones_ready "$ready" clones "of $N, $J at a time"
 row val lifecycle-live time_to_all_ready "$ready_s" s "$N clones, $J at a time"
 row val lifecycle-live failures "$fails" clones "$(cat "$W"/out/err.* 2>/dev/null | head -1 | cut -c1-120)"
 say "   processes: $(ps -e --no-headers | wc -l) in all; System V segments: $(ipcs -m | grep -c '^0x')"
-sups=$(pgrep -c -f -- "__supervise .*--run $RUN( |$)")
-say "   supervisors for the store: $sups"
-row val lifecycle-live supervisors "$sups" processes "one per store"
+sups=$(fuser "$RUN/service.lock" 2>/dev/null | wc -w)
+say "   services for the store: $sups"
+row val lifecycle-live services "$sups" processes "one per store"
 
-# The supervisor's CPU while it watches them all (10 s).
-sup=$(cat "$RUN/supervisor.lock" 2>/dev/null)
+# The service's CPU while it watches them all (10 s).
+sup=$(fuser "$RUN/service.lock" 2>/dev/null | awk '{ print $1 }')
 if [ -n "$sup" ] && [ -r "/proc/$sup/stat" ]; then
 	c0=$(awk '{ print $14 + $15 }' "/proc/$sup/stat")
 	sleep 10
 	c1=$(awk '{ print $14 + $15 }' "/proc/$sup/stat")
 	tck=$(getconf CLK_TCK)
 	pct=$(awk -v a="$c0" -v b="$c1" -v t="$tck" 'BEGIN { printf "%.1f", (b - a) / t / 10 * 100 }')
-	say "   supervisor CPU watching $ready clones: $pct % of one core"
-	row val lifecycle-live supervisor_cpu "$pct" "%" "of one core, watching $ready clones, 10 s"
+	say "   service CPU watching $ready clones: $pct % of one core"
+	row val lifecycle-live service_cpu "$pct" "%" "of one core, watching $ready clones, 10 s"
 fi
 
 # 2. PSS per idle clone.
@@ -130,32 +132,47 @@ read -r n med p90 min max mean <<<"$(stats "$W/wait")"
 say "   registry lock waited for: median $med ms, p90 $p90 ms, max $max ms"
 row lat lifecycle-lock-wait "$n" "$med" "$p90" "$min" "$max" "$mean" "same locks: time waiting for them"
 
-# 4. All of them expired at once: gc.
-sup=$(cat "$RUN/supervisor.lock" 2>/dev/null)
-[ -n "$sup" ] && kill -9 "$sup" 2>/dev/null
-# Age every record by an hour, with -w 1, under the registry's lock.
-cat >"$W/age.awk" <<'AWK'
-BEGIN { FS = OFS = "\t" }
-NR > 1 {
-	for (i = 1; i <= NF; i++) {
-		if ($i ~ /^created_ms=/)
-			$i = sprintf("created_ms=%.0f", substr($i, 12) - 3600000)
-		if ($i ~ /^timeout_s=/)
-			$i = "timeout_s=1"
-	}
-}
-{ print }
-AWK
-flock "$RUN/registry.lock" sh -c 'awk -f "$1" "$2" >"$2.bench" && mv "$2.bench" "$2"' sh "$W/age.awk" "$RUN/registry"
-live=$("$PGSNAP" ls -q | wc -l)
+# 4. Half of them expired at once: gc, beside the floor for the other half.
+"$PGSNAP" service stop # (it would collect them itself, untimed)
+ids=$("$PGSNAP" ls -q)
+half=$(echo "$ids" | head -n $((N / 2)))
+rest=$(echo "$ids" | tail -n +$((N / 2 + 1)))
+# Age each record of the first half by an hour, with -w 1 (a record file
+# each, replaced whole, as pgsnap does).
+for id in $half; do
+	f=$RUN/records/$id
+	awk 'BEGIN { FS = OFS = "\t" } NR > 1 { for (i = 1; i <= NF; i++) {
+		if ($i ~ /^created_ms=/) $i = sprintf("created_ms=%.0f", substr($i, 12) - 3600000)
+		if ($i ~ /^timeout_s=/) $i = "timeout_s=1" } } { print }' "$f" >"$f.age" && mv "$f.age" "$f"
+done
+live=$(echo "$half" | grep -c .)
+sync
 t0=$(ms)
-"$PGSNAP" gc -q
+PGSNAP_SERVICE=0 "$PGSNAP" gc -q
 t1=$(ms)
-left=$("$PGSNAP" ls -q | wc -l)
-servers=$(pgrep -c -f -- "postgres -D $RUN/" || true)
-gc_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1000 }')
-say "   gc of $live expired clones: $gc_s s (left: $left records, $servers servers, $(ls "$RUN/clones" | wc -l) directories, $(ls "$RUN/trash" | wc -l) in the trash)"
-row val lifecycle-gc gc_expired_s "$gc_s" s "$live expired clones: stop, unmount, delete, records (target < 5 s)"
+gc_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
+left=0
+for id in $half; do [ -e "$RUN/records/$id" ] && left=$((left + 1)); done
+say "   gc of $live expired clones: $gc_s s (left: $left records)"
+# The floor: the same work by hand on the other half.
+pids=""
+for id in $rest; do
+	p=$(head -1 "$RUN/clones/$id/data/postmaster.pid" 2>/dev/null) || continue
+	pids="$pids $p $(cat /proc/"$p"/task/*/children 2>/dev/null)"
+done
+sync
+t0=$(ms)
+kill -9 $pids 2>/dev/null
+for p in $pids; do while [ -d "/proc/$p" ] && ! grep -q '^State:.Z' "/proc/$p/status" 2>/dev/null; do :; done; done
+for id in $rest; do umount -l "$RUN/clones/$id/data" 2>/dev/null; rm -rf "$RUN/clones/$id"; done
+t1=$(ms)
+floor_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
+for id in $rest; do rm -f "$RUN/records/$id"; done
+say "   the floor for the same work on the other $(echo "$rest" | grep -c .): $floor_s s (SIGKILL, wait, unmount, rm -rf)"
+row val lifecycle-gc gc_expired_s "$gc_s" s "$live expired clones: stopped, unmounted, deleted, records dropped"
+row val lifecycle-gc floor_s "$floor_s" s "the same work by hand: SIGKILL every process, wait, unmount, rm -rf"
+row val lifecycle-gc gc_over_floor "$(awk -v a="$gc_s" -v b="$floor_s" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')" x "target <= 1.5"
+"$PGSNAP" gc -q >/dev/null 2>&1
 
 # 5. -w: from the last client's disconnect to the clone being gone.
 : >"$W/wlat"
@@ -163,7 +180,7 @@ row val lifecycle-gc gc_expired_s "$gc_s" s "$live expired clones: stop, unmount
 for i in $(seq "$WN"); do
 	u=$("$PGSNAP" new -w 1) || break
 	id=$(echo "$u" | grep -o 'clones%2F[0-9a-f]*' | sed 's/clones%2F//')
-	created=$(grep "^id=$id	" "$RUN/registry" | tr '\t' '\n' | sed -n 's/^created_ms=//p')
+	created=$(tr '\t' '\n' <"$RUN/records/$id" | sed -n 's/^created_ms=//p')
 	psql -X -qAt -d "$u" -c 'select pg_sleep(1.5)' >/dev/null 2>&1
 	t0=$(ms)
 	while "$PGSNAP" ls -q | grep -qx "$id"; do sleep 0.02; done
@@ -171,7 +188,7 @@ for i in $(seq "$WN"); do
 	echo $((t1 - t0)) >>"$W/wlat"
 	u=$("$PGSNAP" new -w 1) || break
 	id=$(echo "$u" | grep -o 'clones%2F[0-9a-f]*' | sed 's/clones%2F//')
-	created=$(grep "^id=$id	" "$RUN/registry" | tr '\t' '\n' | sed -n 's/^created_ms=//p')
+	created=$(tr '\t' '\n' <"$RUN/records/$id" | sed -n 's/^created_ms=//p')
 	while "$PGSNAP" ls -q | grep -qx "$id"; do sleep 0.02; done
 	t1=$(ms)
 	echo $((t1 - created - 1000)) >>"$W/wdue"

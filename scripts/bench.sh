@@ -43,9 +43,10 @@ BURST=${BENCH_BURST:-200}
 BURST_J=${BENCH_BURST_J:-8}
 SUITE=${BENCH_SUITE:-500}
 SUITE_J=${BENCH_SUITE_J:-4}
-ONLY=${BENCH_ONLY:-baseline pgsnap ready settings peers template burst suite topics}
+ONLY=${BENCH_ONLY:-baseline pgsnap old ready settings peers template burst suite service topics}
 READY=$B/bench/ready
 LIBSUITE=$B/bench/libsuite
+SVCBENCH=$B/bench/svcbench
 PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
 PY=/usr/bin/python3
 OUTDIR=$TOP/build/bench
@@ -288,6 +289,37 @@ if want pgsnap; then
 	PGSNAP_POOL=2 timed pgsnap-warm-shared "pgsnap new --shared: a fresh database of a running shared server" \
 		lat -- "$PGSNAP" new --shared --- "$PGSNAP" rm {}
 	"$PGSNAP" rm --all >/dev/null
+	# Reset in place: the same URL back to the snapshot, then its first
+	# query (the clone written to before each, untimed).
+	for kind in server server-tcp shared; do
+		case $kind in
+		server) o= ;; server-tcp) o=-t ;; shared) o=--shared ;;
+		esac
+		u=$(PGSNAP_POOL=2 "$PGSNAP" new $o -w 0) || continue
+		PGSNAP_POOL=2 timed "reset-$kind" "pgsnap reset of a $kind clone (pgsnap new $o), written to before" \
+			lat -b "psql -X -q -d '$u' -c 'create table if not exists junk (x int)'" \
+			-- sh -c '"$0" reset "$1" && echo "$1"' "$PGSNAP" "$u" --- true {}
+		"$PGSNAP" rm "$u" >/dev/null
+	done
+	"$PGSNAP" rm --all >/dev/null
+fi
+
+# ---- 2a. the previous binary, side by side: BENCH_OLD=path/to/pgsnap ---------
+# (a store of its own: the record format changed)
+if want old && [ -n "${BENCH_OLD:-}" ] && [ -x "$BENCH_OLD" ]; then
+	say "old binary ($BENCH_OLD):"
+	ho=$WORK/home-old
+	PGSNAP_HOME=$ho "$BENCH_OLD" new >/dev/null && PGSNAP_HOME=$ho "$BENCH_OLD" rm --all >/dev/null
+	PGSNAP_HOME=$ho timed pgsnap-cold-overlay-old "the previous pgsnap: new -m overlay, no pool" \
+		lat -- "$BENCH_OLD" new -m overlay --- "$BENCH_OLD" rm {}
+	PGSNAP_HOME=$ho PGSNAP_POOL=2 "$BENCH_OLD" new >/dev/null
+	PGSNAP_HOME=$ho PGSNAP_POOL=2 timed pgsnap-warm-old "the previous pgsnap: new from a full pool (2)" \
+		lat -b "until [ \$(PGSNAP_HOME='$ho' '$BENCH_OLD' ls -a | awk '\$3 == \"pooled\"' | wc -l) -ge 2 ]; do sleep 0.005; done" \
+		-- "$BENCH_OLD" new --- "$BENCH_OLD" rm {}
+	PGSNAP_HOME=$ho PGSNAP_POOL=2 "$BENCH_OLD" new --shared >/dev/null
+	PGSNAP_HOME=$ho PGSNAP_POOL=2 timed pgsnap-warm-shared-old "the previous pgsnap: new --shared" \
+		lat -- "$BENCH_OLD" new --shared --- "$BENCH_OLD" rm {}
+	PGSNAP_HOME=$ho "$BENCH_OLD" rm --all >/dev/null 2>&1
 fi
 
 # ---- 2b. readiness: how soon pgsnap knows, against PQping from outside -----
@@ -401,6 +433,30 @@ if want template; then
 		conn -d "$tpl_url"
 fi
 
+# ---- 4b. the service: a client of its protocol, no process per request -----
+if want service; then
+	say "service:"
+	sock=$("$PGSNAP" service start)
+	PGSNAP_POOL=2 "$PGSNAP" new --shared >/dev/null # its snapshot, untimed
+	quiesce
+	if s=$("$SVCBENCH" handout -s "$sock" -n $((N * 10)) -c 1 -S 16 -p 2 \
+		-o "$SAMPLES/service-handout" 2>"$WORK/err"); then
+		row lat service-handout $s "new shared=16 over the socket, one client: request to answer (the URL)"
+	else
+		row na service-handout - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	# 64 at once: a pool of 6 servers (96 databases) refilled between rounds.
+	"$SVCBENCH" handout -s "$sock" -n 1 -c 64 -S 16 -p 6 >/dev/null 2>&1
+	quiesce
+	if s=$("$SVCBENCH" handout -s "$sock" -n 10 -c 64 -S 16 -p 6 \
+		-o "$SAMPLES/service-handout-64" 2>"$WORK/err"); then
+		row lat service-handout-64 $s "64 clients asking at the same instant, 10 rounds: request to answer"
+	else
+		row na service-handout-64 - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	"$PGSNAP" rm --all >/dev/null
+fi
+
 # ---- 5. a test suite: SUITE tests, each a fresh DB + 5 queries --------------
 if want suite; then
 	say "suite:"
@@ -434,6 +490,17 @@ if want suite; then
 	else
 		row na "suite-$SUITE-pgsnap-shared-lib" - - - - - - "failed: $(tail -1 "$WORK/err")"
 	fi
+	# The same from a harness speaking the service's protocol over its
+	# socket (the packages' way): no process per test at all.
+	quiesce
+	sock=$("$PGSNAP" service start)
+	if s=$("$SVCBENCH" suite -s "$sock" -n "$SUITE" -j "$SUITE_J" -S 16 -p 2 2>"$WORK/err"); then
+		set -- $s
+		row val "suite-$SUITE-service" wall_ms "$2" ms "the same, the harness asking the service over its socket (new shared=16, rm)"
+	else
+		row na "suite-$SUITE-service" - - - - - - "failed: $(tail -1 "$WORK/err")"
+	fi
+	"$PGSNAP" rm --all >/dev/null
 	# The floor: the same tests on databases made beforehand, each
 	# already connected to once (its catalogs cached), all untimed: only
 	# the tests' own work is timed, and no route can beat it.

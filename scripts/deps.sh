@@ -10,6 +10,11 @@ build="gcc make pkg-config libpq-dev liburing-dev postgresql"
 test="psql:postgresql-client perl xfsprogs util-linux procps psmisc python3 python3-psycopg2 ruby ruby-pg libdbd-pg-perl libpostgresql-jdbc-java javac:default-jdk-headless node:nodejs npm:npm clang groff:groff-base python3-pytest python3-yaml junit4 go:golang-go golang-github-lib-pq-dev c++:g++"
 # libFuzzer and clang's sanitizer runtimes (clang only recommends them).
 test="$test libclang-rt-14-dev"
+# JUnit 5 and its console launcher, for lib/java (test 830).
+test="$test junit5"
+# A real extension package for test/340 (PostGIS and its ~45 libraries:
+# GDAL, GEOS, PROJ...).
+test="$test postgresql-15-postgis-3"
 test="$test python3-pytest-xdist python3-pip" # lib/python: test/800-python.t
 bench="hyperfine python3-testing.postgresql libtest-postgresql-perl"
 

@@ -143,6 +143,15 @@ is "$rc" 1 "rm of a record pointing outside the store fails"
 like "$err" 'outside the store' "saying why"
 is "$(cat "$TEST_TMP/victim/file" 2>/dev/null)" precious "and the directory it named is untouched"
 alive 1; is "$?" 0 "pid 1 of the record was not signalled"
+# gc, and the service: the record goes, never the directory it names (its
+# pid is dead: a victim by every other rule).
+sed -i 's/pid=1$/pid=999999/' "$PGSNAP_HOME/run/records/deadbeef"
+run "$PGSNAP" gc --dry-run
+ok "$([ -z "$out" ] || grep -q 'would remove clone deadbeef: its record names paths outside the store' <<<"$out"; echo $?)" \
+	"gc would remove such a record (unless the service did already)"
+"$PGSNAP" gc >/dev/null
+ok "$([ ! -e "$PGSNAP_HOME/run/records/deadbeef" ]; echo $?)" "the record is gone"
+is "$(cat "$TEST_TMP/victim/file" 2>/dev/null)" precious "and leaves the directory it named alone"
 rm -f "$PGSNAP_HOME/run/records/deadbeef"
 "$PGSNAP" rm "$ub" >/dev/null
 

@@ -2,8 +2,10 @@
  * svcbench.c - the service timed by a client speaking its protocol
  * (docs/protocol.md) over the Unix socket, the way the packages do.
  *
- *   svcbench suite   -s SOCK [-n N] [-j J] [-S DBS]
- *   svcbench handout -s SOCK [-n N] [-c CLIENTS] [-S DBS] [-o SAMPLES]
+ *   svcbench suite   -s SOCK [-n N] [-j J] [-S DBS] [-p POOL]
+ *   svcbench handout -s SOCK [-n N] [-c CLIENTS] [-S DBS] [-p POOL] [-o SAMPLES]
+ *
+ * POOL: the shared servers the service keeps warm (pool=, default 2).
  *
  * suite: N tests on J threads, a connection to the service each; each test
  * asks `new shared=DBS`, connects, runs the suite's 5 queries, asks `rm`.
@@ -29,7 +31,7 @@
 #include "suite_sql.h"
 
 static const char *opt_sock;
-static int opt_n = 500, opt_j = 4, opt_shared = 16, opt_clients = 1;
+static int opt_n = 500, opt_j = 4, opt_shared = 16, opt_clients = 1, opt_pool = 2;
 static atomic_int next_job, failures;
 static double *samples;
 static atomic_int nsamples;
@@ -137,8 +139,8 @@ static void *suite_worker(void *arg)
 		free(c);
 		return NULL;
 	}
-	snprintf(req, sizeof(req), "new shared=%d owner=%d\n", opt_shared,
-		 (int)getpid());
+	snprintf(req, sizeof(req), "new shared=%d owner=%d pool=%d\n",
+		 opt_shared, (int)getpid(), opt_pool);
 	while (atomic_fetch_add(&next_job, 1) < opt_n) {
 		if (call(c, req, ans, sizeof(ans)) < 0 ||
 		    field(ans, "url", url, sizeof(url)) < 0 ||
@@ -172,8 +174,8 @@ static void *handout_worker(void *arg)
 		free(c);
 		return NULL;
 	}
-	snprintf(req, sizeof(req), "new shared=%d owner=%d\n", opt_shared,
-		 (int)getpid());
+	snprintf(req, sizeof(req), "new shared=%d owner=%d pool=%d\n",
+		 opt_shared, (int)getpid(), opt_pool);
 	for (i = 0; i < opt_n; i++) {
 		double t0, t1;
 		int r;
@@ -219,7 +221,7 @@ int main(int argc, char **argv)
 	int ch, i, nth, n;
 
 	optind = 2;
-	while ((ch = getopt(argc, argv, "s:n:j:S:c:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:n:j:S:c:o:p:")) != -1) {
 		switch (ch) {
 		case 's': opt_sock = optarg; break;
 		case 'n': opt_n = atoi(optarg); break;
@@ -227,6 +229,7 @@ int main(int argc, char **argv)
 		case 'S': opt_shared = atoi(optarg); break;
 		case 'c': opt_clients = atoi(optarg); break;
 		case 'o': out = optarg; break;
+		case 'p': opt_pool = atoi(optarg); break;
 		default: return 2;
 		}
 	}

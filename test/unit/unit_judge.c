@@ -22,6 +22,7 @@ static void base(pgsnap_clone *c, judge_facts *f)
 	c->created_ms = 900 * S;
 	c->timeout_s = 60;
 	f->creator_alive = f->server_alive = f->dir_exists = true;
+	f->paths_valid = true;
 	f->clients = -1;
 }
 
@@ -69,6 +70,10 @@ static void test_states(void)
 	f.server_alive = false;
 	ok(strstr(why(&c, &f, NULL, &o), "server died") != NULL,
 	   "its server died");
+	base(&c, &f);
+	f.paths_valid = false;
+	ok(strstr(why(&c, &f, NULL, &o), "outside the store") != NULL,
+	   "a record naming paths outside the store: only the record goes");
 	base(&c, &f);
 	f.dir_exists = false;
 	ok(strstr(why(&c, &f, NULL, &o), "directory is gone") != NULL,
