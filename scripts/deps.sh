@@ -15,6 +15,7 @@ test="$test junit5"
 # A real extension package for test/340 (PostGIS and its ~45 libraries:
 # GDAL, GEOS, PROJ...).
 test="$test postgresql-15-postgis-3"
+test="$test python3-pytest-xdist python3-pip" # lib/python: test/800-python.t
 bench="hyperfine python3-testing.postgresql libtest-postgresql-perl"
 
 want=""
