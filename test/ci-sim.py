@@ -52,7 +52,7 @@ def machine(work, name):
 
 def run_script(script, cwd, env, log):
     with open(log, "a") as f:
-        f.write("+ %s\n" % script)
+        f.write("".join("+ %s\n" % line for line in script.splitlines()))
         f.flush()
         return subprocess.run(["sh", "-e", "-c", script], cwd=cwd, env=env,
                               stdout=f, stderr=subprocess.STDOUT).returncode
