@@ -6,9 +6,11 @@
 #   snapshot-cache.sh key RECIPE       print the snapshot's key (for the CI
 #                                      cache's key)
 #   snapshot-cache.sh get RECIPE DIR   make the snapshot ready in this store:
-#       import DIR/NAME.tar.zst when it was made with this key, else build
-#       the snapshot and export it there for the shards and runs after this
-#       one.  DIR need not exist (the cache had nothing).
+#       import DIR/NAME.tar when it was made with this key, else build the
+#       snapshot and export it there for the shards and runs after this
+#       one.  DIR need not exist (the cache had nothing).  The archive is
+#       not compressed: the CI cache compresses what it stores, and an
+#       import reading a plain tar is faster.
 #
 # NAME is the recipe's file name without .recipe.  The key covers every
 # input the recipe names, the PostgreSQL version and the machine, and no
@@ -27,7 +29,7 @@ key)
 	;;
 get)
 	[ $# -eq 3 ] || usage
-	archive=$3/$name.tar.zst
+	archive=$3/$name.tar
 	# Shards that share DIR (one machine, a network disk) wait for the
 	# first one's build, then import it.
 	mkdir -p "$3"
