@@ -303,16 +303,47 @@ static const char *compress_flag_for_bytes(int fd)
 	return NULL;
 }
 
+/* Where the archive stops, one member after data: a tar cut at a member
+ * boundary reads without an error, so an archive that lacks its last member
+ * is refused.  The manifest is the snapshot's own (every snapshot has one);
+ * import writes its own again. */
+#define LAST_MEMBER "manifest"
+
+/* What tar's complaints mean, first match wins: a stream that does not
+ * decompress also ends early, and a cut archive also misses the members
+ * after the cut. */
+static const struct {
+	const char *said, *why;
+} tar_says[] = {
+	{ "Decoding error", "is damaged (it does not decompress)" },
+	{ "invalid compressed data", "is damaged (it does not decompress)" },
+	{ "crc error", "is damaged (it does not decompress)" },
+	{ "Skipping to next header", "is damaged (a member's header is "
+	  "corrupt)" },
+	{ "Unexpected EOF", "is truncated (it ends inside a member)" },
+	{ "unexpected end of file", "is truncated (it ends inside a member)" },
+	{ "premature end", "is truncated (it ends inside a member)" },
+	{ "does not look like a tar archive", "is not a tar archive" },
+	{ "not in gzip format", "is not a tar archive" },
+	{ "meta: Not found in archive", "is not a pgsnap snapshot archive "
+	  "(no meta in it)" },
+	{ LAST_MEMBER ": Not found in archive", "is incomplete: it ends before "
+	  "its last member (truncated, or exported by an older pgsnap)" },
+};
+
+/* Run tar with its output in logp; a failure is said in one line. */
 static int run_tar(const pgsnap_store *as, const char *const *argv, int in_fd,
-		   const char *logdir, const char *what, pgsnap_error *err)
+		   const char *logp, const char *what, pgsnap_error *err)
 {
-	char logp[700], tail[700];
+	cleanup_free char *said = NULL;
+	char tail[700];
 	cleanup_close int lfd = -1;
 	spawn_opts so = { 0 };
+	size_t i;
 	int r;
 
-	snprintf(logp, sizeof(logp), "%s/tar.log", logdir);
-	lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	unlink(logp);   /* a crashed run's, named after a pid like ours */
+	lfd = open(logp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (lfd < 0)
 		return pgsnap_errno(err, errno, "cannot create %s", logp);
 	so.store = as;
@@ -320,19 +351,53 @@ static int run_tar(const pgsnap_store *as, const char *const *argv, int in_fd,
 	so.in_fd = in_fd;
 	r = run_process("/bin/tar", (char *const *)argv, &so);
 	log_tail(logp, 3, tail, sizeof(tail));
+	if (r > 0)
+		read_file(logp, 1 << 16, &said, NULL);
 	unlink(logp);
 	if (r < 0)
 		return pgsnap_errno(err, r, "cannot run /bin/tar");
-	if (r)
-		return pgsnap_err(err, EIO, "%s: tar failed (exit %d): %s", what,
-				  r, tail[0] ? tail : "no output");
+	if (r == 0)
+		return 0;
+	for (i = 0; said && i < ARRAY_SIZE(tar_says); i++)
+		if (strstr(said, tar_says[i].said))
+			return pgsnap_err(err, EINVAL, "%s %s", what,
+					  tar_says[i].why);
+	return pgsnap_err(err, EIO, "%s: tar failed (exit %d): %s", what, r,
+			  tail[0] ? tail : "no output");
+}
+
+/* The archive is written next to file and renamed onto it: refuse what
+ * cannot be, before tar says it less clearly. */
+static int export_target(const char *file, pgsnap_error *err)
+{
+	char dir[4200], *slash;
+	struct stat st;
+
+	if (stat(file, &st) == 0 && S_ISDIR(st.st_mode))
+		return pgsnap_err(err, EISDIR, "%s is a directory: give the "
+				  "archive's file name (e.g. NAME.tar.zst)",
+				  file);
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) < 0)
+		return pgsnap_errno(err, errno, "cannot write %s: directory %s",
+				    file, dir);
+	if (!S_ISDIR(st.st_mode))
+		return pgsnap_err(err, ENOTDIR, "cannot write %s: %s is not a "
+				  "directory", file, dir);
 	return 0;
 }
 
 int pgsnap_snapshot_export(pgsnap_store *s, const char *name, const char *file,
 			   pgsnap_error *err)
 {
-	char dir[600], tmp[4200], logdir[4200], *slash;
+	char dir[600], tmp[4200], logp[4220];
 	const char *argv[16];
 	const char *z = compress_flag_for_name(file);
 	cleanup_close int lfd = -1;
@@ -351,12 +416,9 @@ int pgsnap_snapshot_export(pgsnap_store *s, const char *name, const char *file,
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", file, (int)getpid()) >=
 	    (int)sizeof(tmp))
 		return pgsnap_err(err, ENAMETOOLONG, "%s: path too long", file);
-	snprintf(logdir, sizeof(logdir), "%s", tmp);
-	slash = strrchr(logdir, '/');
-	if (slash)
-		*slash = '\0';
-	else
-		snprintf(logdir, sizeof(logdir), ".");
+	if ((r = export_target(file, err)) < 0)
+		return r;
+	snprintf(logp, sizeof(logp), "%s.log", tmp);
 	argv[argc++] = "tar";
 	argv[argc++] = "-c";
 	if (z)
@@ -369,9 +431,10 @@ int pgsnap_snapshot_export(pgsnap_store *s, const char *name, const char *file,
 	 * stored recipe: its paths belong to this machine. */
 	argv[argc++] = "meta";
 	argv[argc++] = "data";
+	argv[argc++] = LAST_MEMBER;
 	argv[argc] = NULL;
 	/* As the caller: the archive goes where the caller may write. */
-	r = run_tar(NULL, argv, 0, logdir, file, err);
+	r = run_tar(NULL, argv, 0, logp, file, err);
 	if (r == 0 && rename(tmp, file) < 0)
 		r = pgsnap_errno(err, errno, "cannot rename %s to %s", tmp, file);
 	if (r < 0)
@@ -379,11 +442,11 @@ int pgsnap_snapshot_export(pgsnap_store *s, const char *name, const char *file,
 	return r;
 }
 
-static int check_archive(pgsnap_store *s, const char *file, const char *build,
-			 snap_meta *m, pgsnap_error *err)
+/* What the archive says it is (meta): made by pgsnap, on this machine, by
+ * this PostgreSQL major. */
+static int check_identity(pgsnap_store *s, const char *file, const char *build,
+			  snap_meta *m, pgsnap_error *err)
 {
-	char path[760];
-	cleanup_free char *pgv = NULL;
 	pg_ident id;
 	size_t i;
 	int r;
@@ -401,14 +464,31 @@ static int check_archive(pgsnap_store *s, const char *file, const char *build,
 		return pgsnap_err(err, EPROTO, "%s was made on %s, this machine "
 			"is %s: a data directory does not move across "
 			"architectures; refused", file, m->arch, id.arch);
+	if (m->pg_major != id.major)
+		return pgsnap_err(err, EPROTO, "%s was made by PostgreSQL %d, "
+			"this is PostgreSQL %d (%s): refused", file,
+			m->pg_major, id.major, s->bindir);
+	return 0;
+}
+
+/* ... and holds a data directory of that major. */
+static int check_archive(pgsnap_store *s, const char *file, const char *build,
+			 snap_meta *m, pgsnap_error *err)
+{
+	char path[760];
+	cleanup_free char *pgv = NULL;
+	int r;
+
+	if ((r = check_identity(s, file, build, m, err)) < 0)
+		return r;
 	snprintf(path, sizeof(path), "%s/data/PG_VERSION", build);
 	if (read_file(path, 64, &pgv, NULL) < 0)
 		return pgsnap_err(err, EINVAL, "%s holds no data directory",
 				  file);
-	if (m->pg_major != id.major || strtol(pgv, NULL, 10) != id.major)
-		return pgsnap_err(err, EPROTO, "%s was made by PostgreSQL %d, "
-			"this is PostgreSQL %d (%s): refused", file,
-			m->pg_major, id.major, s->bindir);
+	if (strtol(pgv, NULL, 10) != m->pg_major)
+		return pgsnap_err(err, EPROTO, "%s holds a data directory of "
+			"PostgreSQL %ld, its meta says %d: refused", file,
+			strtol(pgv, NULL, 10), m->pg_major);
 	return 0;
 }
 
@@ -416,7 +496,7 @@ int pgsnap_snapshot_import(pgsnap_store *s, const char *file, const char *name,
 			   int force, char out_name[64], int *installed,
 			   pgsnap_error *err)
 {
-	char build[700], key[65];
+	char build[700], logp[720], key[65];
 	const char *argv[16];
 	cleanup_close int fd = -1;
 	snap_meta m;
@@ -442,9 +522,22 @@ int pgsnap_snapshot_import(pgsnap_store *s, const char *file, const char *name,
 	argv[argc++] = build;
 	argv[argc++] = "meta";
 	argv[argc++] = "data";
+	argv[argc++] = LAST_MEMBER;
 	argv[argc] = NULL;
-	if ((r = run_tar(s, argv, fd, build, file, err)) < 0 ||
-	    (r = check_archive(s, file, build, &m, err)) < 0)
+	/* In the build directory: no member of the archive is named so. */
+	snprintf(logp, sizeof(logp), "%s/tar.log", build);
+	if ((r = run_tar(s, argv, fd, logp, file, err)) < 0) {
+		/* An archive of another machine or major is refused as that,
+		 * even when it is also cut short: that is what to act on. */
+		pgsnap_error why = { 0 };
+		if (check_identity(s, file, build, &m, &why) == -EPROTO) {
+			if (err)
+				*err = why;
+			r = -EPROTO;
+		}
+		goto fail;
+	}
+	if ((r = check_archive(s, file, build, &m, err)) < 0)
 		goto fail;
 	/* A copy: m.name is rewritten below. */
 	snprintf(out_name, 64, "%s", name ? name : m.name);

@@ -4,14 +4,18 @@
 # `select 1`) with pgsnap, beside CREATE DATABASE ... TEMPLATE on a running
 # server (pgtestdb, IntegreSQL) and beside loading the schema into a fresh
 # server.  Also: the cost of the key check (--build-if-stale) and of mock
-# time (--now) baked into a snapshot versus applied at each new.
+# time (--now) baked into a snapshot versus applied at each new; and, for
+# CI shards (issue 13), a snapshot imported from its archive versus built,
+# the default one and this one.
 #
 # Run by scripts/bench.sh (topics) or alone after `make bench` built the
 # timer:  sh scripts/bench-snapshot.sh
 # Environment: PGSNAP, BENCH_TIMER, BENCH_N (samples, default 15),
 # BENCH_RESULTS (rows appended, see bench.sh), BENCH_WORK (scratch dir),
 # BENCH_SNAP_TABLES=100, BENCH_SNAP_ROWS=9000 (rows per table: ~100 MB of
-# heap in all), BENCH_SNAP_LOAD_N=3 (samples of the slow fresh-load case).
+# heap in all), BENCH_SNAP_LOAD_N=3 (samples of the slow fresh-load case),
+# BENCH_SNAP_MOVE_N=7 (samples of each import, and of building default),
+# BENCH_SNAP_BIG_BUILD_N=3 (builds of the big snapshot in a fresh store).
 set -eu
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +25,8 @@ N=${BENCH_N:-15}
 TABLES=${BENCH_SNAP_TABLES:-100}
 ROWS=${BENCH_SNAP_ROWS:-9000}
 LOAD_N=${BENCH_SNAP_LOAD_N:-3}
+MOVE_N=${BENCH_SNAP_MOVE_N:-7}
+BIG_BUILD_N=${BENCH_SNAP_BIG_BUILD_N:-3}
 RESULTS=${BENCH_RESULTS:-/dev/null}
 for f in "$PGSNAP" "$TIMER"; do
 	[ -x "$f" ] || { echo "bench-snapshot.sh: $f missing: run 'make bench'" >&2; exit 1; }
@@ -50,19 +56,32 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 # Medians of the cases, by name, for the ratios at the end.
 TAB=$BENCH_WORK/table
 : >"$TAB"
+med() { awk -F'\t' -v c="$1" '$1 == c { print $3 }' "$TAB"; }
+ratio() { # ratio A B: A's median / B's median
+	a=$(med "$1") b=$(med "$2")
+	case "$a$b" in *-*|"") echo "-" ;; *) awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }' ;; esac
+}
 # timed CASE NOTE MODE ARGS...: timer line "n median p90 min max mean".
 timed() {
 	c=$1 note=$2 mode=$3
 	shift 3
 	if s=$("$TIMER" "$mode" "$@" 2>"$BENCH_WORK/err"); then
-		# shellcheck disable=SC2086
-		row lat "$c" $s "$note"
-		set -- $s
-		printf '%s\t%s\t%s\t%s\t%s\n' "$c" "$1" "$2" "$3" "$note" >>"$TAB"
+		record "$c" "$note" "$s"
 	else
-		row na "$c" - - - - - - "failed: $(tail -1 "$BENCH_WORK/err")"
-		printf '%s\t-\t-\t-\tfailed: %s\n' "$c" "$(tail -1 "$BENCH_WORK/err")" >>"$TAB"
+		failed "$c"
 	fi
+}
+# record CASE NOTE "n median p90 min max mean": a lat row and a table line.
+record() {
+	# shellcheck disable=SC2086
+	row lat "$1" $3 "$2"
+	# shellcheck disable=SC2086
+	set -- "$1" "$2" $3
+	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "$4" "$5" "$2" >>"$TAB"
+}
+failed() {
+	row na "$1" - - - - - - "failed: $(tail -1 "$BENCH_WORK/err")"
+	printf '%s\t-\t-\t-\tfailed: %s\n' "$1" "$(tail -1 "$BENCH_WORK/err")" >>"$TAB"
 }
 
 # ---- the schema: TABLES tables, 2 indexes each, ROWS rows each -------------
@@ -140,12 +159,78 @@ timed now-at-new "pgsnap new, then the mock SQL over one connection" \
 timed now-none "pgsnap new (default), for reference" \
 	lat -n "$N" -- "$PGSNAP" new --- "$PGSNAP" rm {}
 
-# ---- the table ---------------------------------------------------------------
-med() { awk -F'\t' -v c="$1" '$1 == c { print $3 }' "$TAB"; }
-ratio() { # ratio A B: A's median / B's median
-	a=$(med "$1") b=$(med "$2")
-	case "$a$b" in *-*|"") echo "-" ;; *) awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }' ;; esac
+# ---- 5. CI shards: a snapshot imported vs built (issue 13) ------------------
+# A shard that finds the snapshot in the CI cache imports the archive into
+# its fresh store; without it, it builds the snapshot there (its base
+# `default` too).  Each sample starts from a fresh store after a sync
+# (untimed) and ends with the snapshot installed; the archive is read from
+# the page cache (the CI cache's download is not in it).  Floor: tar alone
+# extracting the same archive into a directory placed as the store's build
+# directories are, what any tar-based import pays.  The cases
+# take turns, so that each meets the same machine (on ext4 the files that
+# the last round deleted slow the next one's file creation).
+say "  snapshot import vs build"
+MOVE=$BENCH_WORK/move
+# sample CASE CMD...: one sample of CMD, with MOVE/CASE/home its store.
+sample() {
+	c=$1
+	shift
+	[ -e "$BENCH_WORK/$c.failed" ] && return 0
+	# As the store's snapshots/ (see store.c): an ext4 top directory.
+	mkdir -p "$MOVE/$c" && { chattr +T "$MOVE/$c" 2>/dev/null || :; } && sync
+	t0=$(date +%s%N)
+	if ! PGSNAP_HOME=$MOVE/$c/home "$@" >/dev/null 2>"$BENCH_WORK/err"; then
+		cp "$BENCH_WORK/err" "$BENCH_WORK/$c.failed"
+		return 0
+	fi
+	t1=$(date +%s%N)
+	echo $(( (t1 - t0) / 1000 )) | awk '{ printf "%.3f\n", $1 / 1000 }' >>"$BENCH_WORK/$c.ms"
 }
+summary() { # summary CASE NOTE
+	if [ -e "$BENCH_WORK/$1.failed" ]; then
+		cp "$BENCH_WORK/$1.failed" "$BENCH_WORK/err"
+		failed "$1"
+	else
+		record "$1" "$2" "$("$TIMER" stats <"$BENCH_WORK/$1.ms")"
+	fi
+}
+for snap in default bench100; do
+	# Plain, as the CI recipe ships it (the CI cache compresses), and zstd.
+	a=$BENCH_WORK/$snap.tar
+	for f in "$a" "$a.zst"; do
+		t0=$(date +%s%N)
+		"$PGSNAP" snapshot export "$snap" "$f"
+		row val "snapshot-export-$snap${f#"$a"}" export_ms "$(ms_since "$t0")" ms \
+			"pgsnap snapshot export $snap $(basename "$f") (one run)"
+		row val "snapshot-export-$snap${f#"$a"}" archive_mb "$(du -m "$f" | cut -f1)" MiB \
+			"the archive; golden data directory $(du -sm "$PGSNAP_HOME/snapshots/$snap/data" | cut -f1) MiB"
+	done
+	builds=$MOVE_N build_note="pgsnap snapshot build default (fresh store)"
+	set -- "$PGSNAP" snapshot build -q default
+	if [ "$snap" = bench100 ]; then
+		builds=$BIG_BUILD_N build_note="pgsnap snapshot build bench100 -f schema.sql (fresh store: default too)"
+		set -- "$PGSNAP" snapshot build -q bench100 -f "$SQL"
+	fi
+	k=0
+	while [ "$k" -lt "$MOVE_N" ]; do
+		sample "snap-import-$snap" "$PGSNAP" snapshot import "$a"
+		sample "snap-import-zst-$snap" "$PGSNAP" snapshot import "$a.zst"
+		sample "snap-tar-$snap" sh -c 'mkdir "$1/x$$" && tar -x -f "$2" -C "$1/x$$"' \
+			sh "$MOVE/snap-tar-$snap" "$a"
+		[ "$k" -lt "$builds" ] && sample "snap-build-$snap" "$@"
+		rm -rf "$MOVE"
+		k=$((k + 1))
+	done
+	summary "snap-import-$snap" "pgsnap snapshot import $snap.tar (fresh store)"
+	summary "snap-import-zst-$snap" "pgsnap snapshot import $snap.tar.zst (fresh store)"
+	summary "snap-tar-$snap" "tar -x of $snap.tar alone (floor)"
+	summary "snap-build-$snap" "$build_note"
+	r=$(ratio "snap-build-$snap" "snap-import-$snap")
+	row val "snapshot-import-$snap" build_over_import "${r%x}" x \
+		"build median / import median (issue 13 target: >= 10)"
+done
+
+# ---- the table ---------------------------------------------------------------
 {
 	echo
 	echo "snapshot: $TABLES tables + $((TABLES * 2)) indexes, $((TABLES * ROWS)) rows; $heap_mb MiB tables, $idx_mb MiB indexes; golden $snap_mb MiB"
@@ -168,4 +253,11 @@ ratio() { # ratio A B: A's median / B's median
 		echo "  (size: this snapshot vs the small default one, same method: $(ratio "$best" now-none))"
 	fi
 	echo "mock time: baked $(med now-baked) ms vs at new $(med now-at-new) ms (plain new $(med now-none) ms)"
+	for snap in default bench100; do
+		r=$(ratio "snap-build-$snap" "snap-import-$snap")
+		case "$r" in -) v=MISS ;; *) v=$(echo "${r%x}" | awk '{ print ($1 >= 10) ? "MET" : "MISS" }') ;; esac
+		echo "import $snap: $(med "snap-import-$snap") ms (.tar.zst $(med "snap-import-zst-$snap") ms)" \
+			"vs build $(med "snap-build-$snap") ms: $r (tar alone $(med "snap-tar-$snap") ms);" \
+			"issue 13, import >= 10x faster than build: $v"
+	done
 } | tee "$BENCH_WORK/summary" >&2

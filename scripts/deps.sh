@@ -7,7 +7,7 @@ set -eu
 build="gcc make pkg-config libpq-dev liburing-dev postgresql"
 # cmd:package means "install package unless the command is there" (some
 # machines bring their own node or JDK, whose packages conflict with ours).
-test="psql:postgresql-client perl xfsprogs util-linux procps psmisc python3 python3-psycopg2 ruby ruby-pg libdbd-pg-perl libpostgresql-jdbc-java javac:default-jdk-headless node:nodejs npm:npm clang groff:groff-base python3-pytest python3-yaml junit4 go:golang-go golang-github-lib-pq-dev c++:g++"
+test="psql:postgresql-client perl xfsprogs util-linux procps psmisc python3 python3-psycopg2 ruby ruby-pg libdbd-pg-perl libpostgresql-jdbc-java javac:default-jdk-headless node:nodejs npm:npm clang groff:groff-base python3-pytest python3-yaml zstd junit4 go:golang-go golang-github-lib-pq-dev c++:g++"
 # libFuzzer and clang's sanitizer runtimes (clang only recommends them).
 test="$test libclang-rt-14-dev"
 # JUnit 5 and its console launcher, for lib/java (test 830).

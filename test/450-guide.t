@@ -112,36 +112,7 @@ for sh in sh bash; do
 	no_clones "shell recipe ($sh)"
 done
 
-# CI matrix: every shard of the workflow's matrix, in parallel, each under
-# the `run:` line of its Test step.
-if [ -x $PY ] && $PY -c 'import yaml' 2>/dev/null; then
-	cmds=$($PY - "$EX/ci/github-actions.yml" <<'PY'
-import sys, yaml
-wf = yaml.safe_load(open(sys.argv[1]))
-job = wf["jobs"]["test"]
-step = [s for s in job["steps"] if s.get("name") == "Test"][0]
-for shard in job["strategy"]["matrix"]["shard"]:
-    print(step["run"].replace("${{ matrix.shard }}", str(shard)))
-PY
-)
-	is "$(wc -l <<<"$cmds")" 4 "the workflow has 4 shards"
-	i=0 pids=()
-	while read -r c; do
-		i=$((i + 1))
-		(cd "$TOP" && eval "$c") >"$TEST_TMP/shard$i.out" 2>&1 &
-		pids+=($!)
-	done <<<"$cmds"
-	i=0
-	for p in "${pids[@]}"; do
-		i=$((i + 1))
-		wait "$p"
-		is "$?" 0 "shard $i passes"
-	done
-	is "$(cat "$TEST_TMP"/shard*.out | grep -c '^ok ')" "$(ls "$EX"/ci/tests/*.sql | wc -l)" \
-		"the shards ran every test file once between them"
-	no_clones "CI matrix"
-else
-	skip "CI recipe: python3-yaml missing (scripts/deps.sh test installs it)"
-fi
+# The CI recipes (GitHub, GitLab, Bazel: shards sharing one snapshot build)
+# are run by test/700-ci-shards.t.
 
 done_testing

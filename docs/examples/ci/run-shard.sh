@@ -1,7 +1,7 @@
 #!/bin/sh
 # run-shard.sh INDEX TOTAL - run every TOTAL-th test file, starting at
-# INDEX, against the server in PGHOST/DATABASE_URL (set by pgsnap exec).
-# Stands for your own runner: pytest --shard, go test -run, ...
+# INDEX (from 1), against the server in PGHOST/DATABASE_URL (set by pgsnap
+# exec).  Stands for your own runner: pytest --shard, go test -run, ...
 set -eu
 index=$1 total=$2 n=0 failed=0
 for t in "$(dirname "$0")"/tests/*.sql; do
