@@ -4,6 +4,7 @@
  * `new` will use, and why.  Text, one "key: value" a line; cmd prints it.
  */
 #include "clone_impl.h"
+#include "xfsstore.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -93,7 +94,12 @@ int pgsnap_doctor(pgsnap_store *s, char **text, pgsnap_error *err)
 		add(&o, "io_uring: available\n");
 	else
 		add(&o, "io_uring: %s\n", ue.msg);
-	add(&o, "copy engine: %s\n", copy_impl_name(s));
+	copy_plan_describe(s, path, sizeof(path));
+	add(&o, "copy engine: %s\n", path);
+	snprintf(path, sizeof(path), "%s/snapshots", s->home);
+	xfs_store_advice(s, ficlone_works(path, path, NULL) == 0, methods,
+			 sizeof(methods));
+	add(&o, "xfs store: %s\n", methods);
 	snapshot_dir(s, "default", snapdir, sizeof(snapdir));
 	clone_describe(s, snapdir, true, methods, sizeof(methods));
 	add(&o, "%s", methods);
