@@ -25,6 +25,7 @@ int cmd_doctor(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 int cmd_supervise(int argc, char **argv);
 int cmd_userns_overlay(int argc, char **argv);
 

@@ -15,6 +15,7 @@ static const command commands[] = {
 	{ "exec", cmd_exec, "run a command against a fresh server, then remove it" },
 	{ "snapshot", cmd_snapshot, "build, list, save, export snapshots" },
 	{ "gc", cmd_gc, "remove expired, dead and half-made clones" },
+	{ "store", cmd_store, "where the store lives; a reflink XFS image store (root)" },
 	/* Hidden (no summary): started by pgsnap itself. */
 	{ "__pool", cmd_pool_keeper, NULL },
 };

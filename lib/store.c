@@ -6,6 +6,7 @@
  * are throwaway).  PGSNAP_HOME, when set, holds both.
  */
 #include "internal.h"
+#include "xfsstore.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -305,7 +306,8 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 		return pgsnap_err(err, ENOMEM, "out of memory");
 	if ((r = find_user(s, o, err)) < 0 ||
 	    (r = find_paths(s, o, err)) < 0 ||
-	    (r = find_bindir(s, o, err)) < 0)
+	    (r = find_bindir(s, o, err)) < 0 ||
+	    (r = xfs_store_attach(s, err)) < 0)
 		return r;
 	if (strpbrk(s->home, "\t\n\r") || strpbrk(s->run, "\t\n\r"))
 		return pgsnap_err(err, EINVAL,
