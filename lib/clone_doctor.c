@@ -91,7 +91,7 @@ int pgsnap_doctor(pgsnap_store *s, char **text, pgsnap_error *err)
 	snprintf(path, sizeof(path), "%s/trash", s->run);
 	add(&o, "trash: %s\n", path);
 	if (uring_probe(&ue) == 0)
-		add(&o, "io_uring: available\n");
+		add(&o, "io_uring: available; %s\n", copy_uring_note());
 	else
 		add(&o, "io_uring: %s\n", ue.msg);
 	copy_plan_describe(s, path, sizeof(path));

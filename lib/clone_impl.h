@@ -39,6 +39,8 @@ const char *fs_type_name(const char *path);
 /* Copy engine variants, for `pgsnap doctor` and the bench: the plan for
  * clones of this store (small files / big files, see clone_copy.c). */
 void copy_plan_describe(const pgsnap_store *s, char *buf, size_t len);
+/* Why the copy does not use io_uring by default, with the figures. */
+const char *copy_uring_note(void);
 /* Is io_uring usable here?  0, or -errno with a reason in err. */
 int uring_probe(pgsnap_error *err);
 

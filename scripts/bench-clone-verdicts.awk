@@ -4,7 +4,7 @@
 # fastest variant and `cp -a --reflink=never`, the managed XFS store.
 {
 	split($4, col, " ")
-	if ($4 !~ /^n\/a/) med[$1 "|" $2 "|" $3] = col[2]
+	if ($4 !~ /^n\/a/ && col[1] > 0) med[$1 "|" $2 "|" $3] = col[2]
 	if ($1 == "user" || $1 == "alone") where[$1 "|" $2] = 1
 }
 function m(sec, fs, what) { return med[sec "|" fs "|" what] }

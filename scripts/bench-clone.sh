@@ -113,19 +113,19 @@ method_of() { case $1 in copy*) echo copy ;; *) echo "$1" ;; esac; }
 alone() {
 	local fs=$1 snap=$2 rounds=$3 r w out
 	shift 3
-	for w in "$@"; do : >"$S/alone-$fs-$snap-$w"; done
+	for w in "$@"; do : >"$S/alone-$fs-$snap-${w//\//+}"; done
 	for ((r = 0; r < rounds; r++)); do
 		for w in "$@"; do
-			[ -e "$S/alone-$fs-$snap-$w.na" ] && continue
+			[ -e "$S/alone-$fs-$snap-${w//\//+}.na" ] && continue
 			# shellcheck disable=SC2046
 			if ! out=$(env $(variant_env "$w") "$CB" clone "$h" "$snap" "$(method_of "$w")" 2 2>&1 \
-				>>"$S/alone-$fs-$snap-$w"); then
-				echo "${out##*clone_bench: }" >"$S/alone-$fs-$snap-$w.na"
+				>>"$S/alone-$fs-$snap-${w//\//+}"); then
+				echo "${out##*clone_bench: }" >"$S/alone-$fs-$snap-${w//\//+}.na"
 			fi
 		done
 	done
 	for w in "$@"; do
-		local f=$S/alone-$fs-$snap-$w st
+		local f=$S/alone-$fs-$snap-${w//\//+} st
 		if [ -e "$f.na" ]; then
 			line alone "$fs/$snap" "$w" "n/a: $(head -c 90 "$f.na")"
 			row na "clone-$fs-$snap-$w" - - - - - - "$(cat "$f.na")"
@@ -145,10 +145,10 @@ alone() {
 user() {
 	local fs=$1 snap=$2 rounds=$3 sql=$4 r w out
 	shift 4
-	for w in "$@"; do : >"$S/user-$fs-$snap-$w"; done
+	for w in "$@"; do : >"$S/user-$fs-$snap-${w//\//+}"; done
 	for ((r = 0; r < rounds; r++)); do
 		for w in "$@"; do
-			local f=$S/user-$fs-$snap-$w
+			local f=$S/user-$fs-$snap-${w//\//+}
 			[ -e "$f.na" ] && continue
 			case $w in
 			cp-a*) out=$("$CB" first "$h" "$snap" "$w" 1 "$sql" 2>&1 >>"$f") ;;
@@ -160,7 +160,7 @@ user() {
 		done
 	done
 	for w in "$@"; do
-		local f=$S/user-$fs-$snap-$w st
+		local f=$S/user-$fs-$snap-${w//\//+} st
 		if [ -e "$f.na" ]; then
 			line user "$fs/$snap" "$w" "n/a: $(head -c 90 "$f.na")"
 			row na "clone-first-query-$fs-$snap-$w" - - - - - - "$(cat "$f.na")"
@@ -217,8 +217,11 @@ for fs in $FSLIST; do
 	if [ "$LARGE_GB" -gt 0 ]; then
 		say "bench-clone: $fs: a snapshot with a ${LARGE_GB} GB table, $BIG_N per variant"
 		if make_big "$h"; then
-			alone "$fs" big $(((BIG_N + 1) / 2)) $methods copy:write2/write cp-a cp-a-never
-			user "$fs" big "$BIG_N" "$SQL_BIG" auto $methods copy:write2/write cp-a cp-a-never
+			# Where big files reflink a sample is cheap: take more.
+			r=$BIG_N
+			grep -q "^method reflink *works" <<<"$("$PGSNAP" doctor)" && r=$((N / 2))
+			alone "$fs" big $(((r + 1) / 2)) $methods copy:write2/write cp-a cp-a-never
+			user "$fs" big "$r" "$SQL_BIG" auto $methods copy:write2/write cp-a cp-a-never
 		else
 			line alone "$fs/big" - "n/a: could not make the large snapshot"
 		fi
