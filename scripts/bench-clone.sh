@@ -11,9 +11,9 @@
 #          --reflink=never` with the server started by pgsnap's own start
 #          code (clone_bench first) as the reference;
 #   remove pgsnap's way (unmount + rename into the trash) against rm -rf.
-# Samples are interleaved (one of each in turn) and each starts from a
-# quiet store (the trash emptied, sync): a sample pays for its own work
-# only.  On ext4, two more rows show what a sample pays otherwise: back to
+# Samples are interleaved (one of each in turn, the order rotated each
+# round) and each starts from a quiet store (the trash emptied, sync): a
+# sample pays for its own work only.  On ext4, two more rows show what a sample pays otherwise: back to
 # back (the previous clones' deletion and writeback) and with the warm pool
 # on (a pooled clone, or a keeper copying beside).  Then the managed XFS
 # store (`pgsnap store xfs`) on the ext4 disk: the big snapshot's first
@@ -108,6 +108,18 @@ variant_env() { # VARIANT: the env words for it
 }
 method_of() { case $1 in copy*) echo copy ;; *) echo "$1" ;; esac; }
 
+# rotate R WORD...: the words, starting at the R-th (modulo): each variant
+# takes each place in a round in turn, so none always follows the same
+# one (a big deletion's aftermath, a filesystem's background work).
+rotate() {
+	local r=$1 n
+	shift
+	n=$#
+	set -- "$@" "$@"
+	shift $((r % n))
+	echo "${@:1:n}"
+}
+
 # alone FS SNAP ROUNDS WHAT...: interleaved, two clones of each a round
 # (one removed by the trash, one by rm -rf).
 alone() {
@@ -115,7 +127,7 @@ alone() {
 	shift 3
 	for w in "$@"; do : >"$S/alone-$fs-$snap-${w//\//+}"; done
 	for ((r = 0; r < rounds; r++)); do
-		for w in "$@"; do
+		for w in $(rotate "$r" "$@"); do
 			[ -e "$S/alone-$fs-$snap-${w//\//+}.na" ] && continue
 			# shellcheck disable=SC2046
 			if ! out=$(env $(variant_env "$w") "$CB" clone "$h" "$snap" "$(method_of "$w")" 2 2>&1 \
@@ -147,7 +159,7 @@ user() {
 	shift 4
 	for w in "$@"; do : >"$S/user-$fs-$snap-${w//\//+}"; done
 	for ((r = 0; r < rounds; r++)); do
-		for w in "$@"; do
+		for w in $(rotate "$r" "$@"); do
 			local f=$S/user-$fs-$snap-${w//\//+}
 			[ -e "$f.na" ] && continue
 			case $w in
