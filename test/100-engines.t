@@ -2,7 +2,9 @@
 # Every clone engine on every filesystem it works on (tmpfs, a journaled
 # ext4 image, an XFS image with reflink): a clone holds what its golden
 # holds (bytes, modes, owners), and writes to a clone reach neither the
-# golden nor another clone.
+# golden nor another clone.  Every copy variant (small files) with either
+# route for big files makes the same clone, on one filesystem and across
+# two.
 . "$(dirname "$0")/tap.sh"
 . "$TEST_DIR/fsimg.sh"
 
