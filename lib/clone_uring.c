@@ -349,8 +349,12 @@ static void chain_done(chains *u, struct io_uring_cqe *cqe)
 		chain_fail(u, c, -EIO, "write");
 	else if (op == OP_WRITE && res > 0)
 		c->done += (uint64_t)res;
-	else if (op == OP_CLOSE && res == 0)
+	else if (op == OP_CLOSE && res != -ECANCELED) {
+		/* Closed, or a close that failed: nothing more to do. */
 		c->open = false;
+		if (res < 0)
+			chain_fail(u, c, res, "close");
+	}
 	if (c->pending)
 		return;
 	if (c->open) {
