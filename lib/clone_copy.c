@@ -59,17 +59,17 @@ typedef struct copy_plan {
 
 /*
  * The plan per filesystem of the clones, from bench-clone.sh (3 Dec 2026,
- * 2 shared CPUs; docs/design.md has the tables).  Small files, default
- * snapshot, engine alone (median ms): tmpfs write2 27.2, cfr2 28.7, uring
- * 28.5, uringat 33.6; ext4 35.5 / 36.8 / 44.2 / 44.8; XFS 33.7 / 38.4 /
- * 44.3 / 41.3.  io_uring never won: the work is the kernel's create, the
- * same in its workers as in a thread, and the chains cost 1.2-1.4x the
- * CPU time of two threads (tmpfs 37 against 27 ms).  Big files, 1 GB
- * table, engine alone: kcopy against write, ext4 598 against 1520 ms (CPU
- * 460 against 990: the image's pages mapped and copied from user space),
- * XFS 63 against 190 (a reflink either way, but write reads the image in
- * first), tmpfs 1576 against 1627 (a tie).  So write2 and kcopy
- * everywhere, until a filesystem measures otherwise.
+ * 2 shared CPUs, load 2-4; docs/design.md has the tables).  Small files,
+ * default snapshot, engine alone (median ms, tmpfs/ext4/XFS): write2
+ * 41.9/26.0/27.8, cfr2 47.1/26.2/35.2, uring 44.5/31.3/33.9, uringat
+ * 50.0/30.3/34.0.  io_uring never won: the work is the kernel's create,
+ * the same in its workers as in a thread, and the chains cost 1.15-1.3x
+ * the CPU time of two threads.  Big files, 1 GB table, engine alone:
+ * kcopy against write, ext4 392 against 562 ms (CPU 408 against 598: the
+ * image's pages mapped and copied from user space), XFS 53 against 183 (a
+ * reflink either way, but write reads the image in first), tmpfs a tie
+ * (CPU 751 against 723).  So write2 and kcopy everywhere, until a
+ * filesystem measures otherwise.
  */
 static const struct {
 	const char *fs;
@@ -84,8 +84,8 @@ const char *copy_uring_note(void)
 {
 	return "not chosen: measured slower than two threads for small "
 	       "files (default snapshot, engine alone, tmpfs/ext4/XFS: "
-	       "uringat 33.6/44.8/41.3 ms, uring 28.5/44.2/44.3, write2 "
-	       "27.2/35.5/33.7; the chains cost 1.2-1.4x the CPU) and no "
+	       "uringat 50.0/30.3/34.0 ms, uring 44.5/31.3/33.9, write2 "
+	       "41.9/26.0/27.8; the chains cost 1.15-1.3x the CPU) and no "
 	       "better for big files (a buffered file takes one writer at a "
 	       "time; O_DIRECT to the bench machine's disk: 334 MB/s, through "
 	       "the page cache 945); "
