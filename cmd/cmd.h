@@ -28,6 +28,7 @@ int cmd_service(int argc, char **argv);
 int cmd_reset(int argc, char **argv);
 int cmd_keep(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 
 /* "pgsnap CMD: MESSAGE (see pgsnap CMD --help)" on stderr; returns 2. */
 int usage_error(const char *cmd, const char *fmt, ...)

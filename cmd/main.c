@@ -19,6 +19,7 @@ static const command commands[] = {
 	{ "keep", cmd_keep, "keep a clone running past its owner and time limit" },
 	{ "logs", cmd_logs, "print a clone's server log" },
 	{ "service", cmd_service, "start, stop or find the store's service" },
+	{ "store", cmd_store, "where the store lives; a reflink XFS image store (root)" },
 };
 
 /* An error is one line, whatever bytes the user's input put in it: control

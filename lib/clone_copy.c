@@ -2,88 +2,131 @@
  * clone_copy.c - the portable engine: a real copy, driven by the
  * snapshot's manifest (no walk or stat of the golden at clone time).
  *
- * The cost of a copy is the kernel's per-file work (create, allocate), not
- * system calls, so the variants differ in how they keep both CPUs busy:
- *   uring   files created here, their contents written from the packed
- *           image (mapped once) by io_uring, asynchronously: the kernel's
- *           workers write while this thread creates the next files;
- *   cfr2    two threads, each creating files and copy_file_range'ing
- *           from the golden (the best plain-syscall copy measured);
- *   write2  two threads, each creating files and writing from the image.
- * With uring and write2, a big file (1 MB or more) on the golden's own
- * filesystem is reflinked when that filesystem can (XFS, btrfs): `cp -a` does as much
- * through copy_file_range, and no copy should lose to it.
- *   uringfix  uring with the image registered as fixed buffers (only
- *           where the image is on tmpfs: pages of a disk file cannot be
- *           pinned for writing); measured against uring by the bench.
- * PGSNAP_COPY_IMPL=uring|cfr2|write2|uringfix picks one; by default the
- * one the bench found fastest (write2, see impl_pick).  Files are created as the
- * server user (setfsuid, per thread), never as root and then chowned, and
- * with O_EXCL; only the bytes before a file's trailing zeros are written,
- * the rest stays a hole.
+ * A copy is planned by file size.  Small files (under 1 MB: nearly all,
+ * a few KB each) cost the kernel's per-file work (create, allocate), so
+ * their routes differ in how they keep both CPUs creating:
+ *   write2    two threads, each creating files and writing them from the
+ *             packed image (mapped once);
+ *   cfr2      two threads, copy_file_range from the golden's files;
+ *   uring, uringfix, uringat   io_uring (clone_uring.c).
+ * Big files (1 MB or more: relation segments, up to 1 GB each) cost their
+ * bytes.  They are taken first, largest first, by a thread of their own
+ * (with write2 and cfr2, by whichever thread is free), so that the small
+ * files go by meanwhile, on the other CPU:
+ *   kcopy     copied by the kernel from the golden's file: copy_file_range,
+ *             which reflinks where the filesystem can (XFS, btrfs), else
+ *             sendfile; the image's copy of these bytes is never read;
+ *   write     written from the image (FICLONE first on the golden's
+ *             filesystem), whose big files are then read in ahead too.
+ * The plan is chosen per filesystem of the clones from the bench's
+ * figures (plan_for); PGSNAP_COPY_IMPL (small files) and PGSNAP_COPY_BIG
+ * (big files) override it.  Files are created as the server user
+ * (setfsuid, per thread), never as root and then chowned, and with
+ * O_EXCL; only the bytes before a file's trailing zeros are written, the
+ * rest stays a hole.
  */
 #include "clone_impl.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 
-enum copy_impl { IMPL_URING, IMPL_CFR2, IMPL_WRITE2, IMPL_URINGFIX };
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+enum copy_impl { IMPL_URING, IMPL_CFR2, IMPL_WRITE2, IMPL_URINGFIX,
+		 IMPL_URINGAT };
 static const char *const impl_names[] = { "uring", "cfr2", "write2",
-					  "uringfix" };
-#define QD 128
+					  "uringfix", "uringat" };
+enum big_route { BIG_KCOPY, BIG_WRITE };
+static const char *const big_names[] = { "kcopy", "write" };
+
+#define BIG_MIN (1u << 20)
+
+typedef struct copy_plan {
+	enum copy_impl small;
+	enum big_route big;
+	const char *why;
+} copy_plan;
 
 /*
- * Which variant for clones made in dir.  The issue's rule: io_uring must at
- * least match the best plain-syscall copy measured in the same run, else
- * the faster one is used.  bench-clone.sh on a quiet machine (30-40 clones
- * per variant, three runs, 26 Nov 2026): on tmpfs io_uring took 12.0-12.4
- * ms against 9.2-10.3 ms for two plain threads (22-33% slower; inline
- * submission instead of IOSQE_ASYNC was slower still, 16.5 ms); on the
- * journaled ext4 image 24.1 against 17.4 ms, on XFS 21.7 against 16.6 ms.
- * Earlier runs on a loaded machine had io_uring ahead on tmpfs only; the
- * quiet runs decide.  So two threads writing from the image are the
- * default everywhere; PGSNAP_COPY_IMPL=uring selects io_uring.
+ * The plan per filesystem of the clones, from bench-clone.sh (3 Dec 2026,
+ * 2 shared CPUs, load 2-4; docs/design.md has the tables).  Small files,
+ * default snapshot, engine alone (median ms, tmpfs/ext4/XFS): write2
+ * 41.9/26.0/27.8, cfr2 47.1/26.2/35.2, uring 44.5/31.3/33.9, uringat
+ * 50.0/30.3/34.0.  io_uring never won: the work is the kernel's create,
+ * the same in its workers as in a thread, and the chains cost 1.15-1.3x
+ * the CPU time of two threads.  Big files, 1 GB table, engine alone:
+ * kcopy against write, ext4 392 against 562 ms (CPU 408 against 598: the
+ * image's pages mapped and copied from user space), XFS 53 against 183 (a
+ * reflink either way, but write reads the image in first), tmpfs a tie
+ * (CPU 751 against 723).  So write2 and kcopy everywhere, until a
+ * filesystem measures otherwise.
  */
-static enum copy_impl impl_pick(const char *dir)
+static const struct {
+	const char *fs;
+	copy_plan plan;
+} measured[] = {
+	{ "tmpfs", { IMPL_WRITE2, BIG_KCOPY, "measured fastest on tmpfs" } },
+	{ "ext4", { IMPL_WRITE2, BIG_KCOPY, "measured fastest on ext4" } },
+	{ "xfs", { IMPL_WRITE2, BIG_KCOPY, "measured fastest on XFS" } },
+};
+
+const char *copy_uring_note(void)
 {
-	const char *v = getenv("PGSNAP_COPY_IMPL");
+	return "not chosen: measured slower than two threads for small "
+	       "files (default snapshot, engine alone, tmpfs/ext4/XFS: "
+	       "uringat 50.0/30.3/34.0 ms, uring 44.5/31.3/33.9, write2 "
+	       "41.9/26.0/27.8; the chains cost 1.15-1.3x the CPU) and no "
+	       "better for big files (a buffered file takes one writer at a "
+	       "time; O_DIRECT to the bench machine's disk: 334 MB/s, through "
+	       "the page cache 945); "
+	       "PGSNAP_COPY_IMPL=uringat selects it";
+}
+
+static copy_plan plan_for(const char *dir)
+{
+	copy_plan p = { IMPL_WRITE2, BIG_KCOPY, "the default (not measured "
+			"on this filesystem)" };
+	const char *fs = fs_type_name(dir), *v;
 	size_t i;
 
-	(void)dir;
+	for (i = 0; i < ARRAY_SIZE(measured); i++)
+		if (!strcmp(fs, measured[i].fs))
+			p = measured[i].plan;
+	v = getenv("PGSNAP_COPY_IMPL");
 	for (i = 0; v && i < ARRAY_SIZE(impl_names); i++)
-		if (!strcmp(v, impl_names[i]))
-			return (enum copy_impl)i;
-	return IMPL_WRITE2;
+		if (!strcmp(v, impl_names[i])) {
+			p.small = (enum copy_impl)i;
+			p.why = "PGSNAP_COPY_IMPL";
+		}
+	v = getenv("PGSNAP_COPY_BIG");
+	for (i = 0; v && i < ARRAY_SIZE(big_names); i++)
+		if (!strcmp(v, big_names[i])) {
+			p.big = (enum big_route)i;
+			p.why = "PGSNAP_COPY_BIG";
+		}
+	return p;
 }
 
-const char *copy_impl_name(const pgsnap_store *s)
+void copy_plan_describe(const pgsnap_store *s, char *buf, size_t len)
 {
 	char clones[600];
+	copy_plan p;
 
 	snprintf(clones, sizeof(clones), "%s", s->clones);
-	return impl_names[impl_pick(clones)];
-}
-
-int uring_probe(pgsnap_error *err)
-{
-	struct io_uring ring;
-	int r = io_uring_queue_init(4, &ring, 0);
-
-	if (r < 0)
-		return pgsnap_errno(err, r, "io_uring is not available%s",
-			r == -EPERM ? " (blocked by seccomp or "
-			"kernel.io_uring_disabled)" : r == -ENOSYS ?
-			" (kernel without io_uring)" : "");
-	io_uring_queue_exit(&ring);
-	return 0;
+	p = plan_for(clones);
+	snprintf(buf, len, "small files %s, big files (%u MB or more) %s on "
+		 "%s (%s)", impl_names[p.small], BIG_MIN >> 20,
+		 big_names[p.big], fs_type_name(clones), p.why);
 }
 
 static bool same_fs(const char *a, const char *b)
@@ -92,13 +135,42 @@ static bool same_fs(const char *a, const char *b)
 	return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev;
 }
 
-/* The packed contents of every file, mapped read-only. */
-typedef struct image {
-	const char *p;
-	size_t len;
-} image;
+/* ---- the image: mapped, the bytes to be read from it read in ahead --- */
 
-static int image_map(const clone_job *job, const manifest *m, image *im,
+static void populate(const copy_image *im, uint64_t from, uint64_t to)
+{
+	uint64_t page = 4096, a = from & ~(page - 1);
+
+	/* Only a read-ahead: a failure leaves page faults to do it. */
+	if (to > a)
+		madvise((void *)(im->p + a), (size_t)(to - a),
+			MADV_POPULATE_READ);
+}
+
+/* Read in the bytes of the files of l: the runs of the image they cover,
+ * gaps under 64 KB bridged (files are packed in manifest order). */
+static void populate_list(const copy_image *im, const copy_list *l)
+{
+	uint64_t a = 0, b = 0;
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		const manifest_entry *e = l->e[i];
+		if (!e->len)
+			continue;
+		if (b > a && e->off >= a && e->off <= b + (64u << 10)) {
+			if (e->off + e->len > b)
+				b = e->off + e->len;
+			continue;
+		}
+		populate(im, a, b);
+		a = e->off;
+		b = e->off + e->len;
+	}
+	populate(im, a, b);
+}
+
+static int image_map(const clone_job *job, const manifest *m, copy_image *im,
 		     bool writable, pgsnap_error *err)
 {
 	char path[700];
@@ -121,276 +193,21 @@ static int image_map(const clone_job *job, const manifest *m, image *im,
 		return pgsnap_err(err, EINVAL, "%s is shorter than its manifest "
 				  "says (rebuild the snapshot)", path);
 	p = mmap(NULL, im->len, PROT_READ | (writable ? PROT_WRITE : 0),
-		 MAP_SHARED | MAP_POPULATE, fd, 0);
+		 MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		return pgsnap_errno(err, errno, "cannot map %s", path);
 	im->p = p;
 	return 0;
 }
 
-static void image_unmap(image *im)
+static void image_unmap(copy_image *im)
 {
 	if (im->p)
 		munmap((void *)im->p, im->len);
 	im->p = NULL;
 }
 
-static int create_file(int root, const manifest_entry *e, const char *datadir,
-		       pgsnap_error *err)
-{
-	int fd = openat(root, e->path, O_WRONLY | O_CREAT | O_EXCL |
-			O_CLOEXEC | O_NOFOLLOW, e->mode);
-	if (fd < 0)
-		return pgsnap_errno(err, errno, "cannot create %s/%s", datadir,
-				    e->path);
-	/* The trailing zeros: a hole, never written. */
-	if (e->size > e->len && ftruncate(fd, (off_t)e->size) < 0) {
-		int r = pgsnap_errno(err, errno, "cannot size %s/%s", datadir,
-				     e->path);
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-/* ---- io_uring ------------------------------------------------------- */
-
-typedef struct slot {
-	int fd;
-	const manifest_entry *e;
-	uint64_t done;
-} slot;
-
-typedef struct uring_copy {
-	struct io_uring ring;
-	slot slots[QD];
-	int free_[QD], nfree;
-	unsigned inflight;
-	const image *im;
-	bool fixed;             /* the image is registered */
-	const char *datadir;
-	pgsnap_error *err;
-	int r;
-} uring_copy;
-
-#define FIXED_BUF (1ul << 30)
-
-static void queue_write(uring_copy *u, int i)
-{
-	slot *s = &u->slots[i];
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-	uint64_t pos = s->e->off + s->done, left = s->e->len - s->done;
-	unsigned len = left > (1u << 30) ? 1u << 30 : (unsigned)left;
-
-	/* There is always room: one SQE per slot, QD slots. */
-	if (u->fixed) {
-		/* A write stays inside one registered buffer. */
-		uint64_t end = (pos / FIXED_BUF + 1) * FIXED_BUF;
-		if (pos + len > end)
-			len = (unsigned)(end - pos);
-		io_uring_prep_write_fixed(sqe, s->fd, u->im->p + pos, len,
-					  s->done, (int)(pos / FIXED_BUF));
-	} else {
-		io_uring_prep_write(sqe, s->fd, u->im->p + pos, len, s->done);
-	}
-	/* Straight to the kernel's workers: they write while this thread
-	 * creates the next files (inline, the writes would only serialise
-	 * behind the creates). */
-	sqe->flags |= IOSQE_ASYNC;
-	io_uring_sqe_set_data64(sqe, (uint64_t)i);
-	u->inflight++;
-}
-
-static void reap_one(uring_copy *u, struct io_uring_cqe *cqe)
-{
-	int i = (int)io_uring_cqe_get_data64(cqe);
-	slot *s = &u->slots[i];
-	int res = cqe->res;
-
-	io_uring_cqe_seen(&u->ring, cqe);
-	u->inflight--;
-	if (res < 0 || (res == 0 && s->done < s->e->len)) {
-		if (u->r == 0)
-			u->r = pgsnap_errno(u->err, res < 0 ? res : -EIO,
-					    "cannot write %s/%s", u->datadir,
-					    s->e->path);
-	} else {
-		s->done += (uint64_t)res;
-		if (s->done < s->e->len && u->r == 0) {
-			queue_write(u, i); /* short write: the rest */
-			return;
-		}
-	}
-	close(s->fd);
-	s->fd = -1;
-	u->free_[u->nfree++] = i;
-}
-
-/* Reap what is done; wait for at least one when want is set. */
-static int reap(uring_copy *u, bool want)
-{
-	struct io_uring_cqe *cqe;
-	int r;
-
-	if (want) {
-		r = io_uring_submit_and_wait(&u->ring, 1);
-		if (r < 0 && r != -EINTR)
-			return r;
-	}
-	while (io_uring_peek_cqe(&u->ring, &cqe) == 0)
-		reap_one(u, cqe);
-	return 0;
-}
-
-/* A big file on the golden's own filesystem: a reflink (XFS, btrfs) is
- * far cheaper than writing it.  1 if done, 0 to write it, -errno. */
-#define CLONE_MIN_BYTES (1u << 20)
-static int try_reflink(int golden, int fd, const manifest_entry *e,
-		       bool *enabled)
-{
-	cleanup_close int in = -1;
-
-	if (!*enabled || golden < 0 || e->len < CLONE_MIN_BYTES)
-		return 0;
-	in = openat(golden, e->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (in < 0)
-		return -errno;
-	if (ioctl(fd, FICLONE, in) == 0)
-		return 1;
-	if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL ||
-	    errno == ENOTTY) {
-		*enabled = false; /* not here: stop asking */
-		return 0;
-	}
-	return -errno;
-}
-
-static int uring_files(int root, int golden, const manifest *m,
-		       const image *im, bool fixed, const char *datadir,
-		       pgsnap_error *err)
-{
-	bool reflinks = true;
-	static uring_copy zero;
-	uring_copy *u = malloc(sizeof(*u));
-	size_t i;
-	int r, k;
-
-	if (!u)
-		return pgsnap_err(err, ENOMEM, "out of memory");
-	*u = zero;
-	r = io_uring_queue_init(QD, &u->ring, IORING_SETUP_SINGLE_ISSUER);
-	if (r < 0)
-		r = io_uring_queue_init(QD, &u->ring, 0);
-	if (r < 0) {
-		free(u);
-		return pgsnap_errno(err, r, "cannot set up io_uring");
-	}
-	{
-		/* Bounded workers: io-wq would start up to 4 per CPU for
-		 * buffered writes, which then contend on the same
-		 * filesystem locks.  Two measured best on two CPUs
-		 * (PGSNAP_URING_WORKERS for the bench; 0: the kernel's). */
-		unsigned w[2] = { 2, 2 };
-		const char *v = getenv("PGSNAP_URING_WORKERS");
-		long n;
-		if (v && parse_long(v, 0, 64, &n) == 0)
-			w[0] = w[1] = (unsigned)n;
-		if (w[0])
-			io_uring_register_iowq_max_workers(&u->ring, w);
-	}
-	if (fixed && im->len) {
-		/* One registered buffer per GB (the kernel's limit). */
-		struct iovec iov[64];
-		unsigned nb = 0;
-		size_t off;
-
-		for (off = 0; off < im->len && nb < ARRAY_SIZE(iov); nb++) {
-			iov[nb].iov_base = (void *)(im->p + off);
-			iov[nb].iov_len = im->len - off < FIXED_BUF ?
-					  im->len - off : FIXED_BUF;
-			off += iov[nb].iov_len;
-		}
-		r = off < im->len ? -E2BIG :
-			io_uring_register_buffers(&u->ring, iov, nb);
-		if (r < 0) {
-			io_uring_queue_exit(&u->ring);
-			free(u);
-			return pgsnap_errno(err, r, "cannot register the "
-				"snapshot image as io_uring buffers (it must "
-				"be on tmpfs or hugetlbfs, at most 64 GB)");
-		}
-		u->fixed = true;
-	}
-	for (k = 0; k < QD; k++)
-		u->free_[k] = QD - 1 - k;
-	u->nfree = QD;
-	u->im = im;
-	u->datadir = datadir;
-	u->err = err;
-	for (i = 0; i < m->n && u->r == 0; i++) {
-		const manifest_entry *e = &m->e[i];
-		int fd;
-
-		if (e->type != 'f')
-			continue;
-		fd = create_file(root, e, datadir, err);
-		if (fd < 0) {
-			u->r = fd;
-			break;
-		}
-		r = e->len ? try_reflink(golden, fd, e, &reflinks) : 1;
-		if (r != 0) {
-			close(fd);
-			if (r < 0) {
-				u->r = pgsnap_errno(err, r, "cannot reflink "
-						    "%s/%s", datadir, e->path);
-				break;
-			}
-			continue;
-		}
-		while (u->nfree == 0 && u->r == 0)
-			if ((r = reap(u, true)) < 0)
-				u->r = pgsnap_errno(err, r, "io_uring");
-		if (u->r) {
-			close(fd);
-			break;
-		}
-		k = u->free_[--u->nfree];
-		u->slots[k].fd = fd;
-		u->slots[k].e = e;
-		u->slots[k].done = 0;
-		queue_write(u, k);
-		/* Hand work over in batches: one syscall per 16 files. */
-		if (io_uring_sq_ready(&u->ring) >= 16)
-			io_uring_submit(&u->ring);
-		reap(u, false);
-	}
-	/* Drain, on success and on failure alike: every fd is closed. */
-	while (u->inflight)
-		if ((r = reap(u, true)) < 0) {
-			if (u->r == 0)
-				u->r = pgsnap_errno(err, r, "io_uring");
-			break;
-		}
-	r = u->r;
-	io_uring_queue_exit(&u->ring);
-	free(u);
-	return r;
-}
-
-/* ---- two plain threads ---------------------------------------------- */
-
-typedef struct worker {
-	pthread_t tid;
-	const clone_job *job;
-	const manifest *m;
-	const image *im;
-	int root, golden, nth, of;
-	bool cfr, reflinks;
-	atomic_int *stop;
-	pgsnap_error err;
-	int r;
-} worker;
+/* ---- routes for one file -------------------------------------------- */
 
 static int pwrite_all(int fd, const char *p, size_t len)
 {
@@ -408,6 +225,67 @@ static int pwrite_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* From the golden's file in the kernel: copy_file_range (a reflink where
+ * the filesystem shares extents), or sendfile where it cannot cross
+ * filesystems.  Both move the output's file position.  The range ends on
+ * a block boundary (the golden's bytes there are zeros) or a reflink
+ * would be refused for its ragged end. */
+static int kcopy(int golden, int fd, const manifest_entry *e, bool *cfr_ok)
+{
+	cleanup_close int in = openat(golden, e->path, O_RDONLY | O_CLOEXEC |
+				      O_NOFOLLOW);
+	uint64_t want = (e->len + 4095) & ~(uint64_t)4095;
+	off_t pos = 0;
+
+	if (in < 0)
+		return -errno;
+	if (want > e->size)
+		want = e->size;
+	while ((uint64_t)pos < want) {
+		size_t left = (size_t)(want - (uint64_t)pos);
+		ssize_t n;
+
+		if (*cfr_ok) {
+			n = copy_file_range(in, &pos, fd, NULL, left, 0);
+			if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP ||
+				      errno == ENOSYS || errno == EINVAL) &&
+			    pos == 0) {
+				*cfr_ok = false;
+				continue;
+			}
+		} else {
+			n = sendfile(fd, in, &pos, left);
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+	}
+	return 0;
+}
+
+/* A big file on the golden's own filesystem: a reflink (XFS, btrfs) is
+ * far cheaper than writing it.  1 if done, 0 to write it, -errno. */
+static int try_reflink(int golden, int fd, const manifest_entry *e,
+		       bool *enabled)
+{
+	cleanup_close int in = -1;
+
+	if (!*enabled || golden < 0)
+		return 0;
+	in = openat(golden, e->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return -errno;
+	if (ioctl(fd, FICLONE, in) == 0)
+		return 1;
+	if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL ||
+	    errno == ENOTTY) {
+		*enabled = false; /* not here: stop asking */
+		return 0;
+	}
+	return -errno;
+}
+
 static int cfr_all(int in, int out, size_t len)
 {
 	while (len) {
@@ -421,139 +299,214 @@ static int cfr_all(int in, int out, size_t len)
 	return 0;
 }
 
+/* ---- the run: big files first, by any free thread ------------------- */
+
+typedef struct copy_run {
+	const clone_job *job;
+	copy_plan plan;
+	copy_image im;
+	int root, golden;
+	copy_list big, small;
+	atomic_size_t next_big, next_small;
+	atomic_int stop;
+} copy_run;
+
+typedef struct worker {
+	pthread_t tid;
+	copy_run *run;
+	bool small;             /* small files too, once the big are taken */
+	bool cfr_ok, reflinks;
+	pgsnap_error err;
+	int r;
+} worker;
+
+/* The bytes of one file, by its route. */
+static int copy_bytes(worker *w, int fd, const manifest_entry *e, bool big)
+{
+	copy_run *c = w->run;
+	cleanup_close int in = -1;
+	int r;
+
+	if (big && c->plan.big == BIG_KCOPY)
+		return kcopy(c->golden, fd, e, &w->cfr_ok);
+	if (big && (r = try_reflink(c->golden, fd, e, &w->reflinks)) != 0)
+		return r < 0 ? r : 0;
+	if (big || c->plan.small != IMPL_CFR2)
+		return pwrite_all(fd, c->im.p + e->off, (size_t)e->len);
+	in = openat(c->golden, e->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return in < 0 ? -errno : cfr_all(in, fd, (size_t)e->len);
+}
+
+static int copy_one(worker *w, const manifest_entry *e, bool big)
+{
+	copy_run *c = w->run;
+	int fd = copy_create(c->root, e, c->job->datadir, &w->err), r;
+
+	if (fd < 0)
+		return fd;
+	r = e->len ? copy_bytes(w, fd, e, big) : 0;
+	close(fd);
+	if (r < 0)
+		return pgsnap_errno(&w->err, r, "cannot copy %s/%s",
+				    c->job->datadir, e->path);
+	return 0;
+}
+
 static void *worker_run(void *arg)
 {
 	worker *w = arg;
-	fs_ids ids = fs_become(w->job->store); /* fsuid is per thread */
+	copy_run *c = w->run;
+	fs_ids ids = fs_become(c->job->store); /* fsuid is per thread */
 	size_t i;
-	int n = 0;
 
-	for (i = 0; i < w->m->n && !atomic_load(w->stop); i++) {
-		const manifest_entry *e = &w->m->e[i];
-		int fd, r = 0;
-
-		if (e->type != 'f' || n++ % w->of != w->nth)
-			continue;
-		fd = create_file(w->root, e, w->job->datadir, &w->err);
-		if (fd < 0) {
-			w->r = fd;
-			break;
-		}
-		if (e->len && w->cfr) {
-			int in = openat(w->golden, e->path, O_RDONLY |
-					O_CLOEXEC | O_NOFOLLOW);
-			r = in < 0 ? -errno : cfr_all(in, fd, (size_t)e->len);
-			if (in >= 0)
-				close(in);
-		} else if (e->len) {
-			r = try_reflink(w->golden, fd, e, &w->reflinks);
-			if (r == 0)
-				r = pwrite_all(fd, w->im->p + e->off,
-					       (size_t)e->len);
-			else if (r == 1)
-				r = 0;
-		}
-		close(fd);
-		if (r < 0) {
-			w->r = pgsnap_errno(&w->err, r, "cannot copy %s/%s",
-					    w->job->datadir, e->path);
-			break;
-		}
-	}
+	while (w->r == 0 && !atomic_load(&c->stop) &&
+	       (i = atomic_fetch_add(&c->next_big, 1)) < c->big.n)
+		w->r = copy_one(w, c->big.e[i], true);
+	while (w->small && w->r == 0 && !atomic_load(&c->stop) &&
+	       (i = atomic_fetch_add(&c->next_small, 1)) < c->small.n)
+		w->r = copy_one(w, c->small.e[i], false);
 	if (w->r < 0)
-		atomic_store(w->stop, 1);
+		atomic_store(&c->stop, 1);
 	fs_restore(ids);
 	return NULL;
 }
 
-static int thread_files(const clone_job *job, int root, const manifest *m,
-			const image *im, bool cfr, pgsnap_error *err)
+static int by_len_desc(const void *a, const void *b)
 {
+	const manifest_entry *x = *(const manifest_entry *const *)a;
+	const manifest_entry *y = *(const manifest_entry *const *)b;
+	return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
+}
+
+/* Split the manifest's files into big (largest first) and small. */
+static int plan_lists(copy_run *c, const manifest *m, pgsnap_error *err)
+{
+	size_t i, nf = 0;
+
+	for (i = 0; i < m->n; i++)
+		nf += m->e[i].type == 'f';
+	c->big.e = calloc(nf ? nf : 1, sizeof(*c->big.e));
+	c->small.e = calloc(nf ? nf : 1, sizeof(*c->small.e));
+	if (!c->big.e || !c->small.e)
+		return pgsnap_err(err, ENOMEM, "out of memory");
+	for (i = 0; i < m->n; i++) {
+		if (m->e[i].type != 'f')
+			continue;
+		if (m->e[i].len >= BIG_MIN)
+			c->big.e[c->big.n++] = &m->e[i];
+		else
+			c->small.e[c->small.n++] = &m->e[i];
+	}
+	qsort(c->big.e, c->big.n, sizeof(*c->big.e), by_len_desc);
+	return 0;
+}
+
+static bool uses_image(const copy_plan *p)
+{
+	return p->small != IMPL_CFR2 || p->big == BIG_WRITE;
+}
+
+/* The files, once the tree is made: the big by a helper thread, the
+ * small here (io_uring) or by both threads. */
+static int copy_files(copy_run *c, pgsnap_error *err)
+{
+	bool ring = c->plan.small != IMPL_WRITE2 &&
+		    c->plan.small != IMPL_CFR2;
 	worker w[2];
-	atomic_int stop = 0;
-	cleanup_close int golden = -1;
 	bool started = false;
 	int i, r = 0;
 
-	/* cfr2 reads the golden; write2 reflinks big files from it when
-	 * it shares the clone's filesystem. */
-	if (cfr || same_fs(job->golden, job->dir)) {
-		golden = open(job->golden, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (golden < 0)
-			return pgsnap_errno(err, errno, "cannot open %s",
-					    job->golden);
-	}
 	memset(w, 0, sizeof(w));
 	for (i = 0; i < 2; i++) {
-		w[i].job = job;
-		w[i].m = m;
-		w[i].im = im;
-		w[i].root = root;
-		w[i].golden = golden;
-		w[i].nth = i;
-		w[i].of = 2;
-		w[i].cfr = cfr;
-		w[i].reflinks = true;
-		w[i].stop = &stop;
+		w[i].run = c;
+		w[i].small = !ring;
+		w[i].cfr_ok = w[i].reflinks = true;
 	}
-	/* One helper thread, and this one. */
-	if (pthread_create(&w[1].tid, NULL, worker_run, &w[1]) == 0)
+	if ((!ring || c->big.n) &&
+	    pthread_create(&w[1].tid, NULL, worker_run, &w[1]) == 0)
 		started = true;
-	else
-		w[0].of = 1;
-	worker_run(&w[0]);
+	if (ring) {
+		if (!started)
+			worker_run(&w[1]);
+		r = c->plan.small == IMPL_URINGAT ?
+		    uring_chain_files(&c->small, c->root, &c->im,
+				      c->job->datadir, err) :
+		    uring_write_files(&c->small, c->root, &c->im,
+				      c->plan.small == IMPL_URINGFIX,
+				      c->job->datadir, err);
+		if (r < 0)
+			atomic_store(&c->stop, 1);
+	} else {
+		worker_run(&w[0]);
+	}
 	if (started)
 		pthread_join(w[1].tid, NULL);
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 2; i++)
 		if (w[i].r < 0 && r == 0) {
 			r = w[i].r;
 			if (err)
 				*err = w[i].err;
 		}
-	}
 	return r;
 }
 
 /* ---- the engine ----------------------------------------------------- */
 
-
 static int copy_probe(const pgsnap_store *s, pgsnap_error *err)
 {
+	char plan[300];
+
 	/* Works everywhere; say how it will copy. */
+	copy_plan_describe(s, plan, sizeof(plan));
 	if (err)
-		snprintf(err->msg, sizeof(err->msg), "works (%s)",
-			 copy_impl_name(s));
+		snprintf(err->msg, sizeof(err->msg), "works (%s)", plan);
 	return 0;
 }
 
 static int copy_clone(clone_job *job, pgsnap_error *err)
 {
-	cleanup_close int root = -1;
-	enum copy_impl impl = impl_pick(job->dir);
+	copy_run c = { .job = job, .root = -1, .golden = -1 };
 	manifest m;
-	image im = { 0 };
 	fs_ids ids;
 	int r;
 
+	c.plan = plan_for(job->dir);
 	if ((r = manifest_load(job->snapdir, &m, err)) < 0)
 		return r;
-	if (impl != IMPL_CFR2 &&
-	    (r = image_map(job, &m, &im, impl == IMPL_URINGFIX, err)) < 0) {
-		manifest_free(&m);
-		return r;
+	if ((r = plan_lists(&c, &m, err)) < 0)
+		goto out;
+	if (uses_image(&c.plan) &&
+	    (r = image_map(job, &m, &c.im, c.plan.small == IMPL_URINGFIX,
+			   err)) < 0)
+		goto out;
+	/* kcopy and cfr2 read the golden; the write route reflinks from it
+	 * when it shares the clone's filesystem. */
+	if ((c.big.n && c.plan.big == BIG_KCOPY) || c.plan.small == IMPL_CFR2 ||
+	    (c.big.n && same_fs(job->golden, job->dir))) {
+		c.golden = open(job->golden, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (c.golden < 0) {
+			r = pgsnap_errno(err, errno, "cannot open %s",
+					 job->golden);
+			goto out;
+		}
 	}
+	if (c.im.p && c.plan.small != IMPL_CFR2)
+		populate_list(&c.im, &c.small);
+	if (c.im.p && c.plan.big == BIG_WRITE)
+		populate_list(&c.im, &c.big);
 	ids = fs_become(job->store);
-	r = clone_make_tree(job, &m, &root, err);
-	if (r == 0 && (impl == IMPL_URING || impl == IMPL_URINGFIX)) {
-		cleanup_close int golden = same_fs(job->golden, job->dir) ?
-			open(job->golden, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-		r = uring_files(root, golden, &m, &im, impl == IMPL_URINGFIX,
-				job->datadir, err);
-	}
-	else if (r == 0)
-		r = thread_files(job, root, &m, &im, impl == IMPL_CFR2, err);
+	r = clone_make_tree(job, &m, &c.root, err);
+	if (r == 0)
+		r = copy_files(&c, err);
 	fs_restore(ids);
-	image_unmap(&im);
+out:
+	if (c.root >= 0)
+		close(c.root);
+	if (c.golden >= 0)
+		close(c.golden);
+	image_unmap(&c.im);
+	free(c.big.e);
+	free(c.small.e);
 	manifest_free(&m);
 	return r;
 }

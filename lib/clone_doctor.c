@@ -4,7 +4,9 @@
  * `new` will use, and why.  Text, one "key: value" a line; cmd prints it.
  */
 #include "clone_impl.h"
+#include "xfsstore.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,6 +61,70 @@ static void pg_version(const pgsnap_store *s, char *buf, size_t len)
 	}
 }
 
+/* The biggest snapshot of the store: its bytes, its name in name. */
+static uint64_t biggest_snapshot(const pgsnap_store *s, char *name,
+				 size_t len)
+{
+	char dir[600], snap[900];
+	uint64_t best = 0, b;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/snapshots", s->home);
+	if (!(d = opendir(dir)))
+		return 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(snap, sizeof(snap), "%s/%s", dir, e->d_name);
+		if ((b = clone_snapshot_bytes(snap)) > best) {
+			best = b;
+			snprintf(name, len, "%s", e->d_name);
+		}
+	}
+	closedir(d);
+	return best;
+}
+
+/* One line: whether the store is on an XFS image pgsnap made, or whether
+ * one would help here and the command that makes it. */
+static void xfs_advice(const pgsnap_store *s, bool reflinks, char *buf,
+		       size_t len)
+{
+	char name[256] = "";
+	xfs_store_info i;
+	uint64_t big;
+
+	xfs_store_info_get(s, &i);
+	if (i.mounted) {
+		snprintf(buf, len, "in use: the store lives on %s, mounted on "
+			 "%s (pgsnap store: details; pgsnap store rm: removes "
+			 "it)", i.image, i.mnt);
+		return;
+	}
+	if (reflinks) {
+		snprintf(buf, len, "not needed: the snapshots' filesystem (%s) "
+			 "shares extents", fs_type_name(s->home));
+		return;
+	}
+	big = biggest_snapshot(s, name, sizeof(name));
+	if (!clone_is_large(big)) {
+		snprintf(buf, len, "not needed yet: no large snapshot here (for "
+			 "snapshots with big tables, 'pgsnap store xfs' as "
+			 "root puts the store on a reflink XFS image)");
+		return;
+	}
+	snprintf(buf, len, "would help: snapshot '%s' is large (%llu MB) and "
+		 "%s cannot share extents, so a clone's first query on a big "
+		 "table copies its file whole; %s'pgsnap store xfs --size "
+		 "%lluG' puts the store on a reflink XFS image%s", name,
+		 (unsigned long long)(big >> 20), fs_type_name(s->home),
+		 geteuid() == 0 ? "" : "as root, ",
+		 (unsigned long long)(XFS_STORE_DEFAULT_BYTES >> 30),
+		 xfs_mkfs_found() ? "" :
+		 " (install xfsprogs first)");
+}
+
 int pgsnap_doctor(pgsnap_store *s, char **text, pgsnap_error *err)
 {
 	static const char *const bins[] = { "postgres", "initdb", "pg_ctl" };
@@ -92,10 +158,15 @@ int pgsnap_doctor(pgsnap_store *s, char **text, pgsnap_error *err)
 	snprintf(path, sizeof(path), "%s", s->trash);
 	add(&o, "trash: %s\n", path);
 	if (uring_probe(&ue) == 0)
-		add(&o, "io_uring: available\n");
+		add(&o, "io_uring: available; %s\n", copy_uring_note());
 	else
 		add(&o, "io_uring: %s\n", ue.msg);
-	add(&o, "copy engine: %s\n", copy_impl_name(s));
+	copy_plan_describe(s, path, sizeof(path));
+	add(&o, "copy engine: %s\n", path);
+	snprintf(path, sizeof(path), "%s/snapshots", s->home);
+	xfs_advice(s, ficlone_works(path, path, NULL) == 0, methods,
+			 sizeof(methods));
+	add(&o, "xfs store: %s\n", methods);
 	snapshot_dir(s, "default", snapdir, sizeof(snapdir));
 	clone_describe(s, snapdir, true, methods, sizeof(methods));
 	add(&o, "%s", methods);

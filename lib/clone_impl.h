@@ -36,9 +36,38 @@ int overlay_upper_base(const pgsnap_store *s, char *buf, size_t len);
 /* The type of the filesystem holding path ("ext4", "tmpfs", ...). */
 const char *fs_type_name(const char *path);
 
-/* Copy engine variants, for `pgsnap doctor` and the bench. */
-const char *copy_impl_name(const pgsnap_store *s);
+/* Copy engine variants, for `pgsnap doctor` and the bench: the plan for
+ * clones of this store (small files / big files, see clone_copy.c). */
+void copy_plan_describe(const pgsnap_store *s, char *buf, size_t len);
+/* Why the copy does not use io_uring by default, with the figures. */
+const char *copy_uring_note(void);
 /* Is io_uring usable here?  0, or -errno with a reason in err. */
 int uring_probe(pgsnap_error *err);
+
+/* ---- the copy engine's parts (clone_copy.c, clone_uring.c) ---------- */
+
+/* The snapshot's packed image: mapped (only the small files' bytes are
+ * read in ahead), and open for the kernel-side copies. */
+typedef struct copy_image {
+	const char *p;
+	size_t len;
+} copy_image;
+
+/* Files a route copies, in the order it should take them. */
+typedef struct copy_list {
+	const manifest_entry **e;
+	size_t n;
+} copy_list;
+
+/* Create e under root, O_EXCL, sized to its full size (trailing zeros
+ * stay a hole): the fd, or -errno with err set. */
+int copy_create(int root, const manifest_entry *e, const char *datadir,
+		pgsnap_error *err);
+/* io_uring routes for small files (clone_uring.c); run with the server
+ * user's fs identity, which the kernel's workers inherit. */
+int uring_write_files(const copy_list *l, int root, const copy_image *im,
+		      bool fixed, const char *datadir, pgsnap_error *err);
+int uring_chain_files(const copy_list *l, int root, const copy_image *im,
+		      const char *datadir, pgsnap_error *err);
 
 #endif

@@ -90,3 +90,22 @@ int clone_make_tree(clone_job *job, const manifest *m, int *root,
 	*root = steal_fd(&fd);
 	return 0;
 }
+
+/* A file of the manifest, created empty and sized (the copy engines'). */
+int copy_create(int root, const manifest_entry *e, const char *datadir,
+		pgsnap_error *err)
+{
+	int fd = openat(root, e->path, O_WRONLY | O_CREAT | O_EXCL |
+			O_CLOEXEC | O_NOFOLLOW, e->mode);
+	if (fd < 0)
+		return pgsnap_errno(err, errno, "cannot create %s/%s", datadir,
+				    e->path);
+	/* The trailing zeros: a hole, never written. */
+	if (e->size > e->len && ftruncate(fd, (off_t)e->size) < 0) {
+		int r = pgsnap_errno(err, errno, "cannot size %s/%s", datadir,
+				     e->path);
+		close(fd);
+		return r;
+	}
+	return fd;
+}

@@ -19,6 +19,7 @@
 #include "reset.h"
 #include "service.h"
 #include "snapshot.h"
+#include "xfsstore.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -485,15 +486,26 @@ int pgsnap_service_start(pgsnap_store *s, char *sock, size_t len,
 	return 0;
 }
 
+#define SERVICE_STOP_WAIT_MS 10000
+
 int pgsnap_service_stop(pgsnap_store *s, pgsnap_error *err)
 {
 	json_doc d;
 	int r, rc;
 
+	int64_t until;
+
 	r = ask(s, "stop\n", &d, &rc, err);
 	if (r && rc == 0)
 		json_free(&d);
-	return r ? (rc == -ECONNRESET ? 0 : rc) : 0;
+	if (r && rc < 0 && rc != -ECONNRESET)
+		return rc;
+	/* Gone when this returns: its lock let go (a store about to be
+	 * unmounted or removed must not have it in there). */
+	until = mono_us() + SERVICE_STOP_WAIT_MS * 1000LL;
+	while (service_running(s) && mono_us() < until)
+		poll(NULL, 0, 5);
+	return 0;
 }
 
 int pgsnap_service_status(pgsnap_store *s, char *sock, size_t len)
@@ -501,4 +513,59 @@ int pgsnap_service_status(pgsnap_store *s, char *sock, size_t len)
 	if (sock && len)
 		service_sock_path(s, sock, len);
 	return service_running(s) ? 1 : 0;
+}
+
+/* ---- the XFS image store ------------------------------------------------ */
+
+/* Everything that runs on the store at home stops first: its clones
+ * (they would be lost) and its service (it would serve the old place). */
+static int quiesce(pgsnap_store *s, const char *home, pgsnap_error *err)
+{
+	pgsnap_store_opts o = { .home = home, .user = s->user,
+				.bindir = s->bindir, .as_is = 1 };
+	pgsnap_store *on = s;
+	size_t n;
+	int r;
+
+	if (strcmp(home, s->home) && (r = pgsnap_store_open(&on, &o, err)) < 0)
+		return r;
+	r = pgsnap_rm_all(on, &n, err);
+	if (r == 0)
+		r = pgsnap_service_stop(on, err);
+	if (r == 0)
+		trash_empty(on);
+	if (on != s)
+		pgsnap_store_close(on);
+	return r < 0 ? pgsnap_err_wrap(err, r, "stopping what runs on the "
+				       "store %s", home) : 0;
+}
+
+int pgsnap_store_xfs(pgsnap_store *s, unsigned long long bytes,
+		     pgsnap_error *err)
+{
+	return xfs_store_make(s, bytes, quiesce, err);
+}
+
+int pgsnap_store_xfs_rm(pgsnap_store *s, pgsnap_error *err)
+{
+	return xfs_store_remove(s, quiesce, err);
+}
+
+void pgsnap_store_info_get(const pgsnap_store *s, pgsnap_store_info *info)
+{
+	xfs_store_info i;
+
+	memset(info, 0, sizeof(*info));
+	snprintf(info->snapshots, sizeof(info->snapshots), "%s/snapshots",
+		 s->home);
+	snprintf(info->clones, sizeof(info->clones), "%s", s->clones);
+	xfs_store_info_get(s, &i);
+	info->xfs_exists = i.exists;
+	info->xfs_mounted = i.mounted;
+	snprintf(info->xfs_image, sizeof(info->xfs_image), "%s", i.image);
+	snprintf(info->xfs_mnt, sizeof(info->xfs_mnt), "%s", i.mnt);
+	snprintf(info->xfs_dev, sizeof(info->xfs_dev), "%s", i.dev);
+	info->xfs_size = i.size;
+	info->xfs_disk = i.disk;
+	info->xfs_used = i.used;
 }

@@ -58,6 +58,8 @@ typedef struct pgsnap_store_opts {
 	const char *home;      /* PGSNAP_HOME; NULL: environment, then default */
 	const char *user;      /* server user when running as root */
 	const char *bindir;    /* PostgreSQL binaries; NULL: PGSNAP_PG_BINDIR, pg_config */
+	int as_is;             /* stay off the store's XFS image, mounted or
+				  not (pgsnap_store_xfs, _xfs_rm open it so) */
 } pgsnap_store_opts;
 
 /* Open the store (creating its directories when missing) and find the
@@ -273,6 +275,29 @@ PGSNAP_API int pgsnap_snapshot_ensure(pgsnap_store *store, const char *name,
 /* A report on this machine and store for `pgsnap doctor`: PostgreSQL,
  * paths and filesystems, io_uring, clone methods and the one `new` uses.
  * Lines of "key: value"; *text is malloc'ed, free() it. */
+/* Where the store lives and, when it has one, its XFS image. */
+typedef struct pgsnap_store_info {
+	char snapshots[600], clones[600];
+	int xfs_exists, xfs_mounted;
+	char xfs_image[600], xfs_mnt[600], xfs_dev[64];
+	unsigned long long xfs_size;   /* the image's apparent size */
+	unsigned long long xfs_disk;   /* bytes of the host's disk it takes */
+	unsigned long long xfs_used;   /* bytes used inside */
+} pgsnap_store_info;
+PGSNAP_API void pgsnap_store_info_get(const pgsnap_store *store,
+				      pgsnap_store_info *info);
+/* As root: move the store (opened with as_is) onto a sparse XFS image
+ * with reflink of bytes, HOME/xfs.img mounted on HOME/xfs: its clones
+ * and service are stopped, its snapshots copied.  Already there: 0. */
+PGSNAP_API int pgsnap_store_xfs(pgsnap_store *store, unsigned long long bytes,
+				pgsnap_error *err);
+/* As root: stop the clones on the image, unmount it, free its loop device,
+ * delete it.  1 when there was none. */
+PGSNAP_API int pgsnap_store_xfs_rm(pgsnap_store *store, pgsnap_error *err);
+/* "20G", "512M", "1T", "4096": bytes (K, M, G, T: powers of 1024).
+ * 0, or -EINVAL. */
+PGSNAP_API int pgsnap_parse_size(const char *text, unsigned long long *bytes);
+
 PGSNAP_API int pgsnap_doctor(pgsnap_store *store, char **text,
 			     pgsnap_error *err);
 

@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 #include "sha256.h"
+#include "xfsstore.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -344,26 +345,15 @@ static int setting_long(const char *name, long min, long max, long dflt,
 static int setting_bytes(const char *name, long long *out, pgsnap_error *err)
 {
 	const char *v = getenv(name);
-	char num[32];
-	size_t len;
-	int shift = 0;
-	long l;
+	unsigned long long b;
 
 	*out = 0;
 	if (!v || !*v)
 		return 0;
-	len = strlen(v);
-	switch (len && len < sizeof(num) ? v[len - 1] : 0) {
-	case 'K': case 'k': shift = 10; break;
-	case 'M': case 'm': shift = 20; break;
-	case 'G': case 'g': shift = 30; break;
-	case 'T': case 't': shift = 40; break;
-	}
-	snprintf(num, sizeof(num), "%.*s", (int)(shift ? len - 1 : len), v);
-	if (len >= sizeof(num) || parse_long(num, 1, (1L << 50) >> shift, &l) < 0)
+	if (pgsnap_parse_size(v, &b) < 0 || b == 0)
 		return pgsnap_err(err, EINVAL, "%s '%s': expected a size in bytes "
 				  "(a whole number, or with K, M, G or T)", name, v);
-	*out = (long long)l << shift;
+	*out = (long long)b;
 	return 0;
 }
 
@@ -474,7 +464,8 @@ int pgsnap_store_open(pgsnap_store **out, const pgsnap_store_opts *o,
 	if ((r = find_settings(s, err)) < 0 ||
 	    (r = find_user(s, o, err)) < 0 ||
 	    (r = find_paths(s, o, err)) < 0 ||
-	    (r = find_bindir(s, o, err)) < 0)
+	    (r = find_bindir(s, o, err)) < 0 ||
+	    (!(o && o->as_is) && (r = xfs_store_attach(s, err)) < 0))
 		return r;
 	find_clones(s, (o && o->home) || (getenv("PGSNAP_HOME") &&
 					   *getenv("PGSNAP_HOME")));

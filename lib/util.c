@@ -421,3 +421,25 @@ int64_t tree_bytes(int dfd)
 	closedir(d);
 	return sum;
 }
+
+int pgsnap_parse_size(const char *text, unsigned long long *bytes)
+{
+	char num[32];
+	size_t len = text ? strlen(text) : 0;
+	int shift = 0;
+	long l;
+
+	switch (len && len < sizeof(num) ? text[len - 1] : 0) {
+	case 'K': case 'k': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	case 'T': case 't': shift = 40; break;
+	}
+	if (!len || len >= sizeof(num))
+		return -EINVAL;
+	snprintf(num, sizeof(num), "%.*s", (int)(shift ? len - 1 : len), text);
+	if (parse_long(num, 0, (1L << 50) >> shift, &l) < 0)
+		return -EINVAL;
+	*bytes = (unsigned long long)l << shift;
+	return 0;
+}

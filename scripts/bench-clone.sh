@@ -1,18 +1,27 @@
 #!/bin/sh
-# bench-clone.sh - the clone engines side by side, in one run (issue 3):
-#   1. clone time alone (no server) per engine and filesystem (tmpfs, a
-#      journaled ext4 image, an XFS image with reflink): median and p90 of
-#      BENCH_CLONE_N clones, beside `cp -a` and the best plain-syscall copy
-#      (two threads with copy_file_range: copy/cfr2);
-#   2. removal: pgsnap's way (unmount + rename into the trash) against
-#      `rm -rf`, on the same clones;
-#   3. request to first answered query (`pgsnap new` + `select 1`) per engine;
-#   4. a large snapshot (a 1 GB table): clone time, and request to a first
-#      query that reads one page of the big table (overlayfs copies the
-#      whole file up on that first touch unless copy-up can reflink).
+# bench-clone.sh - the clone engines side by side, in one run (issues 3, 16).
+# Per filesystem (tmpfs, a journaled ext4 image, an XFS image with reflink)
+# and per snapshot (the default, ~45 MB; "big", with a BENCH_CLONE_LARGE_GB
+# table):
+#   alone  the engine alone (no server): every method and copy variant
+#          beside `cp -a` and `cp -a --reflink=never`, wall and CPU time;
+#   user   what a user waits for: `pgsnap new [-m M]` to the first answered
+#          query (big: one that reads the big table), every method and copy
+#          variant and the automatic choice; `cp -a` and `cp -a
+#          --reflink=never` with the server started by pgsnap's own start
+#          code (clone_bench first) as the reference;
+#   remove pgsnap's way (unmount + rename into the trash) against rm -rf.
+# Samples are interleaved (one of each in turn, the order rotated each
+# round) and each starts from a quiet store (the trash emptied, sync): a
+# sample pays for its own work only.  On ext4, two more rows show what a sample pays otherwise: back to
+# back (the previous clones' deletion and writeback) and with the warm pool
+# on (a pooled clone, or a keeper copying beside).  Then the managed XFS
+# store (`pgsnap store xfs`) on the ext4 disk: the big snapshot's first
+# query against the default's.
 # Called by scripts/bench.sh (make bench) with BENCH_WORK, BENCH_RESULTS,
 # BENCH_TIMER; runs alone too: sh scripts/bench-clone.sh.
-# Environment: BENCH_CLONE_N=30, BENCH_CLONE_LARGE_GB=1 (0: skip part 4),
+# Environment: BENCH_CLONE_N=20 (default snapshot, per variant),
+# BENCH_CLONE_BIG_N=5, BENCH_CLONE_LARGE_GB=1 (0: no big snapshot),
 # BENCH_CLONE_FS="tmpfs ext4 xfs".  Loop images need root; without root
 # only the store's default place is measured.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -21,12 +30,13 @@ set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 B=${PGSNAP_BUILD:-$TOP/build}
 PGSNAP=${PGSNAP:-$B/pgsnap}
-TIMER=${BENCH_TIMER:-$B/bench/timer}
-N=${BENCH_CLONE_N:-30}
+N=${BENCH_CLONE_N:-20}
+BIG_N=${BENCH_CLONE_BIG_N:-5}
 LARGE_GB=${BENCH_CLONE_LARGE_GB:-1}
 FSLIST=${BENCH_CLONE_FS:-tmpfs ext4 xfs}
 RESULTS=${BENCH_RESULTS:-/dev/null}
-PG_BINDIR=${PGSNAP_PG_BINDIR:-$(pg_config --bindir)}
+# One `new` at a time, each making its own clone (bench.sh sets this too).
+export PGSNAP_POOL=0
 own_work=0
 if [ -z "${BENCH_WORK:-}" ]; then
 	BENCH_WORK=$(mktemp -d /var/tmp/pgsnap-bench-clone.XXXXXX)
@@ -40,7 +50,8 @@ row() { (IFS='	'; printf '%s\n' "$*") >>"$RESULTS"; }
 cleanup() {
 	local h m
 	for h in "$W"/*/home; do
-		[ -d "$h/run" ] && PGSNAP_HOME=$h "$PGSNAP" rm --all >/dev/null 2>&1
+		[ -d "$h" ] && PGSNAP_HOME=$h "$PGSNAP" rm --all >/dev/null 2>&1
+		[ -e "$h/xfs.img" ] && PGSNAP_HOME=$h "$PGSNAP" store rm >/dev/null 2>&1
 	done
 	for m in $(awk -v p="$W/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r); do
 		umount "$m" 2>/dev/null || umount -l "$m"
@@ -55,62 +66,125 @@ CB=$W/clone_bench
 # shellcheck disable=SC2046
 cc -O2 -D_GNU_SOURCE -std=gnu11 -I"$TOP/lib" $(pkg-config --cflags libpq liburing) \
 	-o "$CB" "$TOP/test/bench/clone_bench.c" "$B/libpgsnap-internal.a" \
-	$(pkg-config --libs libpq liburing) -lpthread || { say "cannot build clone_bench"; exit 1; }
+	$(pkg-config --libs libpq liburing) -lpthread -ldl || { say "cannot build clone_bench"; exit 1; }
 
-# stats: "n median p90 min max" of the numbers on stdin.
+# stats: "n median p90 min max mean" of the numbers on stdin.
 stats() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (!NR) { print "0 - - - -"; exit }
+	sort -g | awk '{ v[NR] = $1; s += $1 } END {
+		if (!NR) { print "0 - - - - -"; exit }
 		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
 		p = v[int(0.9 * NR + 0.999)]; if (p == "") p = v[NR]
-		printf "%d %.2f %.2f %.2f %.2f\n", NR, m, p, v[1], v[NR] }'
+		printf "%d %.2f %.2f %.2f %.2f %.2f\n", NR, m, p, v[1], v[NR], s / NR }'
 }
 
 mount_fs() { # TYPE DIR
 	mkdir -p "$2"
 	case $1 in
 	tmpfs) mount -t tmpfs -o size=8g,mode=0755 tmpfs "$2" ;;
-	ext4) truncate -s 8G "$2.img" && mkfs.ext4 -q -F -j "$2.img" && mount -o loop "$2.img" "$2" ;;
+	ext4) truncate -s 16G "$2.img" && mkfs.ext4 -q -F -j "$2.img" && mount -o loop "$2.img" "$2" ;;
 	xfs) truncate -s 8G "$2.img" && mkfs.xfs -q -f -m reflink=1 "$2.img" && mount -o loop "$2.img" "$2" ;;
 	esac && chmod 755 "$2"
 }
 
 TAB=$W/table
 : >"$TAB"
-# line SECTION FS WHAT STATS...
+S=$W/samples
+mkdir -p "$S"
+# line SECTION FS/SNAP WHAT STATS|n/a...
 line() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TAB"; }
 
-ENGINES="overlay reflink copy:uring copy:uringfix copy:cfr2 copy:write2 cp-a"
+# What can be measured: copy = the automatic plan, copy:X = small files by
+# X (PGSNAP_COPY_IMPL), copy:X/write = big files written from the image
+# (the engine before issue 16) rather than copied in the kernel.
+COPIES="copy copy:write2 copy:cfr2 copy:uring copy:uringfix copy:uringat"
+variant_env() { # VARIANT: the env words for it
+	local v=${1#copy}
+	v=${v#:}
+	case $v in
+	"") echo "PGSNAP_COPY_IMPL= PGSNAP_COPY_BIG=" ;;
+	*/*) echo "PGSNAP_COPY_IMPL=${v%/*} PGSNAP_COPY_BIG=${v#*/}" ;;
+	*) echo "PGSNAP_COPY_IMPL=$v PGSNAP_COPY_BIG=" ;;
+	esac
+}
+method_of() { case $1 in copy*) echo copy ;; *) echo "$1" ;; esac; }
 
-# clone_times FS HOME SNAPSHOT WHAT N
-clone_times() {
-	local fs=$1 h=$2 snap=$3 what=$4 n=$5 m=${4%%:*} impl="" out
-	[ "$m" != "$4" ] && impl=${4#*:}
-	if ! out=$(PGSNAP_COPY_IMPL=$impl "$CB" clone "$h" "$snap" "$m" "$n" 2>&1 >"$W/s"); then
-		line clone "$fs/$snap" "$what" "n/a: $(tail -1 <<<"$out")"
-		return
-	fi
-	line clone "$fs/$snap" "$what" "$(awk '{ print $1 }' "$W/s" | stats)"
-	line remove "$fs/$snap" "$what trash" "$(awk '$3 == "trash" { print $2 }' "$W/s" | stats)"
-	line remove "$fs/$snap" "$what rm-rf" "$(awk '$3 == "rm-rf" { print $2 }' "$W/s" | stats)"
-	row val "clone-$fs-$snap-$what" median_ms "$(awk '{ print $1 }' "$W/s" | stats | cut -d' ' -f2)" ms "engine alone"
+# rotate R WORD...: the words, starting at the R-th (modulo): each variant
+# takes each place in a round in turn, so none always follows the same
+# one (a big deletion's aftermath, a filesystem's background work).
+rotate() {
+	local r=$1 n
+	shift
+	n=$#
+	set -- "$@" "$@"
+	shift $((r % n))
+	echo "${@:1:n}"
 }
 
-# first_query FS WHAT SQL N: pgsnap new -m WHAT, then SQL, timed together.
-first_query() {
-	local fs=$1 what=$2 sql=$3 n=$4 snap=${5:-default} i t0 t1 u
-	: >"$W/q"
-	for ((i = 0; i < n; i++)); do
-		t0=$EPOCHREALTIME
-		u=$("$PGSNAP" new -s "$snap" -m "$what" 2>"$W/err") || {
-			line query "$fs/$snap" "$what" "n/a: $(tail -1 "$W/err")"; return; }
-		"$PG_BINDIR/psql" -X -qAt -d "$u" -c "$sql" >/dev/null || return
-		t1=$EPOCHREALTIME
-		echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' >>"$W/q"
-		"$PGSNAP" rm "$u"
+# alone FS SNAP ROUNDS WHAT...: interleaved, two clones of each a round
+# (one removed by the trash, one by rm -rf).
+alone() {
+	local fs=$1 snap=$2 rounds=$3 r w out
+	shift 3
+	for w in "$@"; do : >"$S/alone-$fs-$snap-${w//\//+}"; done
+	for ((r = 0; r < rounds; r++)); do
+		for w in $(rotate "$r" "$@"); do
+			[ -e "$S/alone-$fs-$snap-${w//\//+}.na" ] && continue
+			# shellcheck disable=SC2046
+			if ! out=$(env $(variant_env "$w") "$CB" clone "$h" "$snap" "$(method_of "$w")" 2 2>&1 \
+				>>"$S/alone-$fs-$snap-${w//\//+}"); then
+				echo "${out##*clone_bench: }" >"$S/alone-$fs-$snap-${w//\//+}.na"
+			fi
+		done
 	done
-	line query "$fs/$snap" "$what" "$(stats <"$W/q")"
-	row lat "clone-first-query-$fs-$snap-$what" $(stats <"$W/q" | awk '{ print $1, $2, $3, $4, $5, "-" }') "new -m $what + $sql"
+	for w in "$@"; do
+		local f=$S/alone-$fs-$snap-${w//\//+} st
+		if [ -e "$f.na" ]; then
+			line alone "$fs/$snap" "$w" "n/a: $(head -c 90 "$f.na")"
+			row na "clone-$fs-$snap-$w" - - - - - - "$(cat "$f.na")"
+			continue
+		fi
+		st=$(awk '{ print $1 }' "$f" | stats)
+		line alone "$fs/$snap" "$w" "$st cpu $(awk '{ print $4 }' "$f" | stats | cut -d' ' -f2)"
+		row lat "clone-$fs-$snap-$w" $st "engine alone, no server; CPU median $(awk '{ print $4 }' "$f" | stats | cut -d' ' -f2) ms"
+		line remove "$fs/$snap" "$w trash" "$(awk '$3 == "trash" { print $2 }' "$f" | stats)"
+		line remove "$fs/$snap" "$w rm-rf" "$(awk '$3 == "rm-rf" { print $2 }' "$f" | stats)"
+	done
+}
+
+# user FS SNAP ROUNDS SQL WHAT...: interleaved, to the first answered SQL.
+# WHAT: auto (pgsnap new), a method or copy variant (pgsnap new -m), or
+# cp-a / cp-a-never (the copy, then pgsnap's own start, clone_bench first).
+user() {
+	local fs=$1 snap=$2 rounds=$3 sql=$4 r w out
+	shift 4
+	for w in "$@"; do : >"$S/user-$fs-$snap-${w//\//+}"; done
+	for ((r = 0; r < rounds; r++)); do
+		for w in $(rotate "$r" "$@"); do
+			local f=$S/user-$fs-$snap-${w//\//+}
+			[ -e "$f.na" ] && continue
+			case $w in
+			cp-a*) out=$("$CB" first "$h" "$snap" "$w" 1 "$sql" 2>&1 >>"$f") ;;
+			auto) out=$("$CB" cli "$h" 1 "$sql" "$PGSNAP" new -s "$snap" 2>&1 >>"$f") ;;
+			# shellcheck disable=SC2046
+			*) out=$(env $(variant_env "$w") "$CB" cli "$h" 1 "$sql" \
+				"$PGSNAP" new -s "$snap" -m "$(method_of "$w")" 2>&1 >>"$f") ;;
+			esac || echo "${out##*clone_bench: }" >"$f.na"
+		done
+	done
+	for w in "$@"; do
+		local f=$S/user-$fs-$snap-${w//\//+} st
+		if [ -e "$f.na" ]; then
+			line user "$fs/$snap" "$w" "n/a: $(head -c 90 "$f.na")"
+			row na "clone-first-query-$fs-$snap-$w" - - - - - - "$(cat "$f.na")"
+			continue
+		fi
+		st=$(awk '{ print $1 }' "$f" | stats)
+		line user "$fs/$snap" "$w" "$st"
+		row lat "clone-first-query-$fs-$snap-$w" $st "$(case $w in
+			cp-a*) echo "$w, then pgsnap's start, then: $sql" ;;
+			auto) echo "pgsnap new (automatic choice), then: $sql" ;;
+			*) echo "pgsnap new -m $w, then: $sql" ;; esac)"
+	done
 }
 
 # make_big HOME: a snapshot "big" with a LARGE_GB table (pgsnap snapshot
@@ -118,17 +192,21 @@ first_query() {
 BIG_SRC=""
 make_big() {
 	local h=$1 u
+	[ -d "$h/snapshots/big" ] && return 0
 	if [ -n "$BIG_SRC" ]; then
 		cp -a "$BIG_SRC" "$h/snapshots/big"
 		return
 	fi
 	u=$(PGSNAP_HOME=$h "$PGSNAP" new -m copy) || return 1
-	"$PG_BINDIR/psql" -X -qAt -d "$u" -c "create table big as select g, repeat(md5(g::text), 30) pad
+	psql -X -qAt -d "$u" -c "create table big as select g, repeat(md5(g::text), 30) pad
 		from generate_series(1, $((LARGE_GB * 1000000))) g; checkpoint" >/dev/null || return 1
 	PGSNAP_HOME=$h "$PGSNAP" snapshot save "$u" big >/dev/null || return 1
 	PGSNAP_HOME=$h "$PGSNAP" rm "$u" >/dev/null 2>&1
 	BIG_SRC=$h/snapshots/big
 }
+
+SQL_SMALL="select 1"
+SQL_BIG="select count(*) from (select g from big limit 1) s"
 
 if [ "$(id -u)" != 0 ]; then
 	say "bench-clone: not root: no loop images; measuring the default store place only"
@@ -138,47 +216,49 @@ fi
 for fs in $FSLIST; do
 	h=$W/$fs/home
 	if [ "$fs" != default ] && ! mount_fs "$fs" "$W/$fs"; then
-		line clone "$fs" - "n/a: cannot mount $fs"
+		line alone "$fs" - "n/a: cannot mount $fs"
 		continue
 	fi
 	mkdir -p "$h"
 	export PGSNAP_HOME=$h
-	say "bench-clone: $fs: $N clones per engine"
 	"$PGSNAP" new -m copy >/dev/null && "$PGSNAP" rm --all
-	for e in $ENGINES; do
-		clone_times "$fs" "$h" default "$e" "$N"
-	done
-	doc=$("$PGSNAP" doctor 2>&1)
-	for m in overlay reflink copy; do
-		if grep -q "^method $m *unavailable" <<<"$doc"; then
-			line query "$fs/default" "$m" "n/a: $(grep "^method $m" <<<"$doc" | cut -c1-90)"
-			continue
-		fi
-		if [ -x "$TIMER" ]; then
-			if s=$("$TIMER" lat -n "$N" -- "$PGSNAP" new -m "$m" --- "$PGSNAP" rm {} 2>"$W/err"); then
-				line query "$fs/default" "$m" "$(awk '{ printf "%d %.2f %.2f %.2f %.2f\n", $1, $2, $3, $4, $5 }' <<<"$s")"
-				row lat "clone-first-query-$fs-$m" $s "new -m $m + select 1"
-			else
-				line query "$fs/default" "$m" "n/a: $(tail -1 "$W/err")"
-			fi
-		else
-			first_query "$fs" "$m" "select 1" "$N"
-		fi
-	done
+	methods="overlay reflink $COPIES"
+	say "bench-clone: $fs: default snapshot, $N clones per variant"
+	alone "$fs" default $((N / 2)) $methods cp-a cp-a-never
+	user "$fs" default $((N / 2)) "$SQL_SMALL" auto $methods cp-a-never
 	if [ "$LARGE_GB" -gt 0 ]; then
-		say "bench-clone: $fs: a snapshot with a ${LARGE_GB} GB table"
+		say "bench-clone: $fs: a snapshot with a ${LARGE_GB} GB table, $BIG_N per variant"
 		if make_big "$h"; then
-			for e in overlay reflink copy:uring cp-a; do
-				case $e in copy:*|cp-a) n=3 ;; *) n=10 ;; esac
-				clone_times "$fs" "$h" big "$e" "$n"
-			done
-			for m in overlay reflink copy; do
-				grep -q "^method $m *unavailable" <<<"$doc" && continue
-				case $m in copy) n=3 ;; *) n=10 ;; esac
-				first_query "$fs" "$m" "select count(*) from (select g from big limit 1) s" "$n" big
-			done
+			# Where big files reflink a sample is cheap: take more.
+			r=$BIG_N
+			grep -q "^method reflink *works" <<<"$("$PGSNAP" doctor)" && r=$((N / 2))
+			alone "$fs" big $(((r + 1) / 2)) $methods copy:write2/write cp-a cp-a-never
+			user "$fs" big "$r" "$SQL_BIG" auto $methods copy:write2/write cp-a cp-a-never
 		else
-			line clone "$fs/big" - "n/a: could not make the large snapshot"
+			line alone "$fs/big" - "n/a: could not make the large snapshot"
+		fi
+	fi
+	if [ "$fs" = ext4 ] && [ -d "$h/snapshots/big" ]; then
+		say "bench-clone: ext4: back to back, pool on; the managed XFS store"
+		for w in copy cp-a-never; do
+			f=$S/b2b-$w
+			case $w in
+			cp-a*) BENCH_QUIESCE=0 "$CB" first "$h" big "$w" "$BIG_N" "$SQL_BIG" >"$f" ;;
+			*) BENCH_QUIESCE=0 "$CB" cli "$h" "$BIG_N" "$SQL_BIG" "$PGSNAP" new -s big -m "$w" >"$f" ;;
+			esac
+			line user "ext4/big b2b" "$w" "$(awk '{ print $1 }' "$f" | stats)"
+			row lat "clone-first-query-ext4-big-$w-b2b" $(awk '{ print $1 }' "$f" | stats) "$w back to back: no quiet store before each"
+		done
+		BENCH_QUIESCE=0 PGSNAP_POOL=2 "$CB" cli "$h" "$BIG_N" "$SQL_BIG" "$PGSNAP" new -s big -m copy >"$S/pool2"
+		"$PGSNAP" rm --all
+		line user "ext4/big pool2" copy "$(stats <"$S/pool2")"
+		row lat "clone-first-query-ext4-big-copy-pool2" $(stats <"$S/pool2") "pgsnap new -m copy back to back, warm pool of 2 (its keeper copies beside)"
+		if out=$("$PGSNAP" store xfs --size 6G 2>&1); then
+			user "ext4+xfsstore" default $((N / 2)) "$SQL_SMALL" auto
+			user "ext4+xfsstore" big "$BIG_N" "$SQL_BIG" auto overlay reflink copy
+			"$PGSNAP" store rm >/dev/null
+		else
+			line user "ext4+xfsstore" - "n/a: ${out:0:90}"
 		fi
 	fi
 	"$PGSNAP" rm --all >/dev/null 2>&1
@@ -186,24 +266,16 @@ for fs in $FSLIST; do
 done
 
 {
-	printf '\nclone engines (%s; ms; n clones each)\n' "$(uname -r)"
-	printf '%-8s %-16s %-20s %5s %9s %9s %9s %9s\n' section fs/snapshot what n median p90 min max
+	printf '\nclone engines (%s; ms; load %s)\n' "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	printf '%-7s %-20s %-19s %4s %9s %9s %9s %9s %s\n' section fs/snapshot what n median p90 min max ""
 	while IFS='	' read -r sec fs what st; do
 		case $st in
-		n/a*) printf '%-8s %-16s %-20s %s\n' "$sec" "$fs" "$what" "$st" ;;
-		*) set -- $st; printf '%-8s %-16s %-20s %5s %9s %9s %9s %9s\n' "$sec" "$fs" "$what" "$1" "$2" "$3" "$4" "$5" ;;
+		n/a*) printf '%-7s %-20s %-19s %s\n' "$sec" "$fs" "$what" "$st" ;;
+		*) set -- $st; printf '%-7s %-20s %-19s %4s %9s %9s %9s %9s %s\n' "$sec" "$fs" "$what" "$1" "$2" "$3" "$4" "$5" "${7:+cpu $8}" ;;
 		esac
 	done <"$TAB"
-	# The io_uring copy against the best plain-syscall copy of the same run.
-	awk -F'\t' '$1 == "clone" && $3 ~ /^copy:|^cp-a$/ && $4 !~ /^n\/a/ {
-		split($4, f, " "); m[$2 "|" $3] = f[2]; fs[$2] = 1 }
-	END { for (k in fs) {
-		u = m[k "|copy:uring"]; c = m[k "|copy:cfr2"]; w = m[k "|copy:write2"]; a = m[k "|cp-a"]
-		if (u == "" || c == "") continue
-		best = (w != "" && w < c) ? w : c; bn = (w != "" && w < c) ? "write2" : "cfr2"
-		printf "copy verdict %-12s io_uring %6.2f ms, best plain (%s) %6.2f ms, cp -a %6.2f ms: io_uring %s\n",
-			k, u, bn, best, a, (u <= best * 1.05) ? "matches or beats it" : sprintf("is %.0f%% SLOWER", (u / best - 1) * 100)
-	} }' "$TAB" | sort
-	echo "clone: the engine alone; remove: after release, rename into the trash vs rm -rf (a process);"
-	echo "query: pgsnap new -m M to the first answered query (big: reading one page of the 1 GB table)."
+	awk -F'\t' -f "$TOP/scripts/bench-clone-verdicts.awk" "$TAB"
+	echo "alone: the engine, no server (cpu: its CPU time); remove: after release, rename into the trash vs rm -rf;"
+	echo "user: to the first answered query (big: reading one page of the big table); copy = the automatic plan,"
+	echo "copy:X = small files by X, /write = big files written from the image; cp-a* started by pgsnap's start code."
 } | { mkdir -p "$TOP/build/bench"; tee "$TOP/build/bench/clone-table.txt"; }

@@ -2,7 +2,9 @@
 # Every clone engine on every filesystem it works on (tmpfs, a journaled
 # ext4 image, an XFS image with reflink): a clone holds what its golden
 # holds (bytes, modes, owners), and writes to a clone reach neither the
-# golden nor another clone.
+# golden nor another clone.  Every copy variant (small files) with either
+# route for big files makes the same clone, on one filesystem and across
+# two.
 . "$(dirname "$0")/tap.sh"
 . "$TEST_DIR/fsimg.sh"
 
@@ -71,17 +73,63 @@ for fs in tmpfs ext4 xfs; do
 	done
 done
 
-# The other copy variants (the bench compares them) make the same clone.
-export PGSNAP_HOME=$TEST_TMP/tmpfs/home
-for impl in uring cfr2 write2 uringfix; do
-	run env PGSNAP_COPY_IMPL=$impl "$PGSNAP" new -m copy
-	is "$rc" 0 "copy/$impl: new exits 0"
-	[ "$rc" = 0 ] || { diag "$err"; continue; }
+# clone_check TAG [ENV...]: new -m copy under ENV holds the golden's files.
+clone_check() {
+	local tag=$1 snap=${SNAP:-default} id
+	shift
+	run env "$@" "$PGSNAP" new -m copy -s "$snap"
+	is "$rc" 0 "$tag: new exits 0"
+	[ "$rc" = 0 ] || { diag "$err"; return; }
 	id=$("$PGSNAP" ls | awk -v u="$out" '$NF == u { print $1 }')
-	is "$(same_tree "$PGSNAP_HOME/snapshots/default/data" "$PGSNAP_HOME/run/clones/$id/data")" "" \
-		"copy/$impl: the clone holds the golden's bytes, modes and owners"
+	is "$(same_tree "$PGSNAP_HOME/snapshots/$snap/data" "$PGSNAP_HOME/run/clones/$id/data")" "" \
+		"$tag: the clone holds the golden's bytes, modes and owners"
 	"$PGSNAP" rm "$out"
+}
+
+# A snapshot with big files (1 MB and more: the big-file routes) beside
+# small ones, saved from a clone.
+big_snapshot() {
+	local u
+	u=$("$PGSNAP" new -m copy) || return 1
+	q "$u" "create table big as select g, repeat(md5(g::text), 8) pad from generate_series(1, 12000) g;
+		create table mid as select g from generate_series(1, 40000) g; checkpoint" >/dev/null || return 1
+	"$PGSNAP" snapshot save "$u" big >/dev/null || return 1
+	"$PGSNAP" rm "$u"
+}
+
+# Every copy variant (the bench compares them) makes the same clone, with
+# either route for big files, on the default and on a snapshot with big
+# files; and the plan chosen for each filesystem (no variables) too.
+export PGSNAP_HOME=$TEST_TMP/tmpfs/home
+ok "$(big_snapshot; echo $?)" "a snapshot with big files"
+is "$(awk -F'\t' '$1 == "f" && $4 >= 1048576' "$PGSNAP_HOME/snapshots/big/manifest" | wc -l | tr -d ' ')" 2 \
+	"it has two files of 1 MB or more"
+for impl in uring cfr2 write2 uringfix uringat; do
+	clone_check "copy/$impl" PGSNAP_COPY_IMPL=$impl
+	for big in kcopy write; do
+		SNAP=big clone_check "copy/$impl, big files $big" PGSNAP_COPY_IMPL=$impl PGSNAP_COPY_BIG=$big
+	done
 done
+for fs in ext4 xfs; do
+	[ -d "$TEST_TMP/$fs/home" ] || continue
+	export PGSNAP_HOME=$TEST_TMP/$fs/home
+	ok "$(big_snapshot; echo $?)" "$fs: a snapshot with big files"
+	SNAP=big clone_check "$fs: copy, the measured plan"
+	SNAP=big clone_check "$fs: copy/uringat" PGSNAP_COPY_IMPL=uringat
+done
+# Clones on another filesystem than the snapshots (the default layout:
+# snapshots on disk, clones on RAM): big files cross by sendfile.
+export PGSNAP_HOME=$TEST_TMP/ext4/home
+if [ -d "$PGSNAP_HOME" ] && mount_fs tmpfs "$PGSNAP_HOME/run"; then
+	like "$("$PGSNAP" doctor)" "clones: .* \(tmpfs\)" "ext4 snapshots, tmpfs clones"
+	SNAP=big clone_check "across filesystems: copy, the measured plan"
+	SNAP=big clone_check "across filesystems: copy/uringat, big files written" \
+		PGSNAP_COPY_IMPL=uringat PGSNAP_COPY_BIG=write
+	"$PGSNAP" rm --all
+else
+	skip "cannot put the clones of the ext4 store on a tmpfs"
+fi
+export PGSNAP_HOME=$TEST_TMP/tmpfs/home
 
 # The snapshot is small where it is free: 1 MB WAL segments, no spare one.
 is "$(ls "$PGSNAP_HOME/snapshots/default/data/pg_wal" | grep -c '^[0-9A-F]\{24\}$')" 1 \

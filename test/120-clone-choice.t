@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The automatic choice of the clone method: probed once per store and
 # remembered, overridden by -m, an impossible -m is an error with the
-# reason, a large snapshot goes to reflink where it can; and what an
-# ordinary user gets.
+# reason, a large snapshot goes to reflink where it can, the copy's plan
+# per file size; and what an ordinary user gets.
 . "$(dirname "$0")/tap.sh"
 . "$TEST_DIR/fsimg.sh"
 
@@ -19,6 +19,15 @@ like "$(cat "$PGSNAP_HOME/run/clone-methods")" $'^boot\t[-0-9a-f]+\noverlay\t0\t
 like "$(records)" $'\tmethod=overlay\t' "a small snapshot: auto picks overlay as root"
 run "$PGSNAP" doctor
 like "$out" "new uses overlay: overlayfs mounts in constant time" "doctor says overlay and why"
+# The copy is planned per file size, from what the bench measured on the
+# clones' filesystem; the variables override either half.
+like "$out" "copy engine: small files write2, big files \(1 MB or more\) kcopy on xfs \(measured" \
+	"doctor: the copy's plan for XFS, small and big files"
+like "$out" "io_uring: available; not chosen: measured slower than two threads" \
+	"doctor: why io_uring is not the default, with figures"
+run env PGSNAP_COPY_IMPL=uringat PGSNAP_COPY_BIG=write "$PGSNAP" doctor
+like "$out" "copy engine: small files uringat, big files \(1 MB or more\) write on xfs \(PGSNAP_COPY_BIG\)" \
+	"PGSNAP_COPY_IMPL and PGSNAP_COPY_BIG override the plan"
 
 # A large snapshot (the line moved down to 1 MB): still overlay, since
 # here the upper layer shares the golden's XFS and copy-up reflinks.
@@ -65,7 +74,9 @@ if mount_fs tmpfs "$H/run"; then
 	ok "$([ ! -e "$H/snapshots/.overlay/$id" ]; echo $?)" "rm moves the upper layer away at once"
 	ok "$(wait_for 20 dir_empty "$H/snapshots/.overlay-trash"; echo $?)" "and it is deleted in the background"
 	unset PGSNAP_CLONE_LARGE_MB
-	umount "$H/run"
+	# rm --all sends the supervisor away, which holds a file of run/.
+	"$PGSNAP" rm --all
+	umount "$H/run" 2>/dev/null || umount -l "$H/run"
 else
 	skip "cannot mount a tmpfs for the clones"
 fi
