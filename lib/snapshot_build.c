@@ -374,7 +374,7 @@ static int run_now(build *b, pgsnap_error *err)
 }
 
 /* Freeze and analyze every database that takes connections. */
-/* sql (NULL: none) in every database a client can connect to. */
+/* sql in every database a client can connect to. */
 static int each_database(build *b, const char *sql, pgsnap_error *err)
 {
 	PGconn *c;
@@ -396,8 +396,7 @@ static int each_database(build *b, const char *sql, pgsnap_error *err)
 	for (i = 0; i < n && r == 0; i++) {
 		if ((r = connect_db(b, PQgetvalue(res, i, 0), &c, err)) < 0)
 			break;
-		if (sql)
-			r = sql_exec(c, sql, err);
+		r = sql_exec(c, sql, err);
 		PQfinish(c);
 	}
 	PQclear(res);
@@ -413,18 +412,6 @@ static int vacuum_all(build *b, pgsnap_error *err)
 	return r < 0 ? pgsnap_err_wrap(err, r, "vacuum") : 0;
 }
 
-/* A backend that finds no relcache init file (pg_internal.init) builds
- * one: ~1.4 ms on the first connection of every clone and every handed
- * out database.  Connected once here, last (vacuum's catalog changes
- * remove them), each database of the golden has its own, and a clean
- * start keeps them. */
-static int warm_relcache(build *b, pgsnap_error *err)
-{
-	int r = each_database(b, NULL, err);
-	return r < 0 ? pgsnap_err_wrap(err, r, "relcache init files") : 0;
-}
-
-/* After vacuum, so that it does not touch the copies (snapshot_dbs.c). */
 static int run_databases(build *b, pgsnap_error *err)
 {
 	PGconn *c;
@@ -464,8 +451,6 @@ static int run_inputs(build *b, pgsnap_error *err)
 	if (r == 0 && rc->databases)
 		r = run_databases(b, err);
 	if (r == 0)
-		r = warm_relcache(b, err);
-	if (r == 0)
 		r = stop_server(b, err);
 	if (r == 0 && b->dbs.n) {
 		dbs_stats st;
@@ -476,6 +461,8 @@ static int run_inputs(build *b, pgsnap_error *err)
 				 (unsigned long long)st.linked,
 				 (double)st.bytes / 1e6,
 				 (unsigned long long)st.kept);
+		if (r == 0)
+			r = dbs_write_same(b->dir, b->data, &b->dbs, err);
 	}
 	return r;
 }
