@@ -4,10 +4,15 @@
  *
  * A server of its own: its sessions are ended (immediate shutdown: they
  * read "terminating connection due to immediate shutdown command"; a
- * shutdown checkpoint would be wasted on files about to go), the engine's
- * work undone and the data directory (or overlay layers) moved to the
- * trash, the snapshot cloned again into the same directory and the server
- * started on the same socket and port with the same options.  A lease of
+ * shutdown checkpoint would be wasted on files about to go) and the
+ * engine's work undone.  A socket clone whose variant the pool keeps then
+ * takes a pooled server: the URL names a socket directory, not a server,
+ * so the pooled server's directory is renamed to the clone's (its socket
+ * comes along, or is moved into a short socket directory) and the reset
+ * costs a stop and a few renames, not a start.  Otherwise the data
+ * directory (or overlay layers) goes to the trash, the snapshot is cloned
+ * again into the same directory and the server started on the same
+ * socket and port with the same options.  A lease of
  * a shared server: its database's sessions are terminated, the database
  * renamed away (dropped later, with the server) and the server's last
  * unused database, a copy of the same snapshot, renamed to its name; when
@@ -68,6 +73,7 @@ static int settle_reset(const pgsnap_store *s, pgsnap_clone *cur, void *arg)
 	cur->pid = c->pid;
 	cur->pid_start = c->pid_start;
 	cur->dbs = c->dbs;
+	snprintf(cur->datadir, sizeof(cur->datadir), "%s", c->datadir);
 	snprintf(cur->state, sizeof(cur->state), "ready");
 	cur->creator = 0;
 	cur->creator_start = 0;
@@ -98,22 +104,12 @@ static int trash_data(const pgsnap_store *s, const char *dir,
 	return 0;
 }
 
-static int reset_server(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
+static int stop_server(pgsnap_clone *c, pgsnap_error *err)
 {
-	const clone_engine *eng;
-	cleanup_close int held = -1;
 	unsigned long long start;
-	clone_job job = { 0 };
-	char snapdir[600], golden[700];
-	pgsnap_method m;
 	pid_t pid;
 	int r;
 
-	if (pgsnap_method_parse(c->method, &m) < 0 || !(eng = clone_engine_for(m)))
-		return pgsnap_err(err, EINVAL, "clone %s: unknown clone method "
-				  "'%s'", c->id, c->method);
-	if ((r = snapshot_check(s, c->snapshot, err)) < 0)
-		return pgsnap_err_wrap(err, r, "clone %s", c->id);
 	if ((pid = find_server(c, &start)) > 0 &&
 	    (r = server_quit(pid, start, RESET_STOP_MS)) < 0)
 		return pgsnap_errno(err, r, "cannot stop server %d of clone %s",
@@ -121,6 +117,132 @@ static int reset_server(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 	c->pid = 0;
 	c->pid_start = 0;
 	drop_stale_shm(c->datadir);
+	return 0;
+}
+
+static bool under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && path[n] == '/';
+}
+
+/* Pooled server p's socket, .s.PGSQL.PORT in p's socket directory (moved
+ * to c's directory with it, or a short one of its own), becomes c's. */
+static int move_socket(const pgsnap_store *s, const pgsnap_clone *c,
+		       const pgsnap_clone *p)
+{
+	static const char *const ext[] = { "", ".lock" };
+	char from[700], to[700], dir[600];
+	bool inside = under(p->sockdir, p->dir);
+	size_t i;
+
+	if (inside)
+		snprintf(dir, sizeof(dir), "%s%s", c->dir,
+			 p->sockdir + strlen(p->dir));
+	else
+		snprintf(dir, sizeof(dir), "%s", p->sockdir);
+	if (inside && !strcmp(dir, c->sockdir) && p->port == c->port)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(ext); i++) {
+		snprintf(from, sizeof(from), "%s/.s.PGSQL.%d%s", dir, p->port,
+			 ext[i]);
+		snprintf(to, sizeof(to), "%s/.s.PGSQL.%d%s", c->sockdir,
+			 c->port, ext[i]);
+		/* A socket is found by its inode: connect() through the new
+		 * name reaches the listening server. */
+		if (rename(from, to) < 0 && !*ext[i])
+			return -errno;
+	}
+	if (!inside)
+		sockdir_remove(s, p);
+	return 0;
+}
+
+/* The clone takes a server of the pool: 1 done, 0 none to take (or it
+ * could not be moved: the caller starts one), or an error. */
+static int reset_swap(pgsnap_store *s, pgsnap_clone *c,
+		      const clone_engine *eng, pgsnap_error *err)
+{
+	char away[700], rnd[9];
+	pgsnap_clone t = *c, p;
+	int r;
+
+	if (c->host[0] || !c->opts_sig[0])
+		return 0;
+	/* Ours until it is moved: should we die, gc ends it. */
+	t.owner = getpid();
+	t.owner_start = proc_start_time(t.owner);
+	t.timeout_s = 0;
+	t.keep = 0;
+	t.worker[0] = '\0';
+	if ((r = pool_take(s, &t, &p, NULL)) <= 0)
+		return 0;
+	if (strcmp(p.method, c->method) || !clone_paths_valid(s, &p)) {
+		life_end_one(s, &p, NULL);
+		return 0;
+	}
+	if ((r = stop_server(c, err)) < 0) {
+		life_end_one(s, &p, NULL);
+		return r;
+	}
+	if ((r = eng->release(s, c->dir)) < 0) {
+		life_end_one(s, &p, NULL);
+		return pgsnap_errno(err, r, "cannot undo the %s clone of %s",
+				    eng->name, c->id);
+	}
+	random_hex(rnd, 8);
+	snprintf(away, sizeof(away), "%s/reset.%s", s->trash, rnd);
+	if (rename(c->dir, away) < 0) {
+		life_end_one(s, &p, NULL);
+		return 0;
+	}
+	if (rename(p.dir, c->dir) < 0) {
+		rename(away, c->dir);
+		life_end_one(s, &p, NULL);
+		return 0;
+	}
+	if (move_socket(s, c, &p) < 0) {
+		/* Back as they were; the caller starts a server. */
+		rename(c->dir, p.dir);
+		rename(away, c->dir);
+		life_end_one(s, &p, NULL);
+		return 0;
+	}
+	test_pause(s, "reset-swap");
+	/* Its record first: were we to die between the two, gc would stop
+	 * the server now in c's directory for p's owner (us) being gone. */
+	registry_edit(s, p.id, life_drop_record, NULL, NULL);
+	snprintf(c->datadir, sizeof(c->datadir), "%s%s", c->dir,
+		 p.datadir + strlen(p.dir));
+	c->pid = p.pid;
+	c->pid_start = p.pid_start;
+	c->dbs = 0;
+	return 1;
+}
+
+static int reset_server(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
+{
+	const clone_engine *eng;
+	cleanup_close int held = -1;
+	clone_job job = { 0 };
+	char snapdir[600], golden[700];
+	pgsnap_method m;
+	int r;
+
+	if (pgsnap_method_parse(c->method, &m) < 0 || !(eng = clone_engine_for(m)))
+		return pgsnap_err(err, EINVAL, "clone %s: unknown clone method "
+				  "'%s'", c->id, c->method);
+	if ((r = snapshot_check(s, c->snapshot, err)) < 0)
+		return pgsnap_err_wrap(err, r, "clone %s", c->id);
+	if ((r = reset_swap(s, c, eng, err)) != 0)
+		return r < 0 ? r : 0;
+	if ((r = stop_server(c, err)) < 0)
+		return r;
+	/* A swap that failed half-way, or a reset of ours that died in it,
+	 * may have left no directory. */
+	if (access(c->dir, F_OK) < 0 && mkdir_server(s, c->dir) < 0)
+		return pgsnap_errno(err, errno, "cannot create %s", c->dir);
 	if ((r = snap_lock(s, c->snapshot, LOCK_SH, &held, err)) < 0)
 		return r;
 	snapshot_dir(s, c->snapshot, snapdir, sizeof(snapdir));

@@ -184,6 +184,40 @@ run "$PGSNAP" keep nosuchclone
 is "$rc" 1 "keep of an unknown clone: exit 1"
 like "$err" "no clone 'nosuchclone'" "naming it"
 
+# With the pool on, a socket clone's reset takes a pooled server (its
+# directory renamed to the clone's): the same URL, the snapshot's data,
+# sessions ended, the pool refilled, nothing left behind.
+pooled() { "$PGSNAP" ls -a | awk '$3 == "pooled" { print $4 }'; }
+export PGSNAP_POOL=2
+u=$("$PGSNAP" new -s app -w 0)
+id=$(id_of "$u")
+until_ok 60 eval '[ "$(pooled | wc -l)" = 2 ]'
+before=$(pooled)
+q "$u" 'create table junk (x int)' >/dev/null
+hold_session "$u"
+run "$PGSNAP" reset "$u"
+is "$rc" 0 "pool: reset exits 0"
+release_session
+ok "$(grep -qx "$(clone_pid "$u")" <<<"$before"; echo $?)" "pool: the clone is served by a server that was pooled"
+is "$(dump "$u")" "$pristine" "pool: the same URL holds the snapshot's data"
+is "$(state_of "$id")" ready "pool: ready"
+ok "$(until_ok 60 eval '[ "$(pooled | wc -l)" = 2 ]'; echo $?)" "pool: the pool refills"
+is "$(ls "$PGSNAP_HOME/run/clones" | wc -l)" 3 "pool: one directory per server (the clone, 2 pooled)"
+# Killed mid-swap (the pooled server moved in, the records not yet
+# written): the service ends the taken server and finishes the reset.
+PGSNAP_SERVICE=0 PGSNAP_TEST_PAUSE=reset-swap "$PGSNAP" reset "$u" >/dev/null 2>&1 &
+rp=$!
+until_ok 30 stopped "$rp"
+kill -9 "$rp"; wait "$rp" 2>/dev/null
+ok "$(until_ok 30 eval '[ "$(state_of "$id")" = ready ] && q "$u" "select 1"'; echo $?)" \
+	"pool: a reset killed mid-swap is finished by the service"
+is "$(dump "$u")" "$pristine" "pool: with the snapshot's data"
+"$PGSNAP" rm --all
+"$PGSNAP" service stop
+ok "$(until_ok 30 eval '[ -z "$(ls "$PGSNAP_HOME/run/clones")" ]'; echo $?)" "pool: nothing left in the store"
+is "$(servers_under "$PGSNAP_HOME")" 0 "pool: no server left"
+export PGSNAP_POOL=0
+
 # Bad input.
 run "$PGSNAP" reset nosuchclone
 is "$rc" 1 "reset of an unknown clone: exit 1"

@@ -135,7 +135,7 @@ ok "$([ "$(printf '%s' "$out" | wc -c)" -gt 16384 ] && echo 0 || echo 1)" "an an
 
 run "$PGSNAP" service stop
 is "$rc" 0 "service stop exits 0"
-until_ok 5 eval '[ -z "$(service_pids)" ]'; ok $? "and it is gone"
+until_ok 30 eval '[ -z "$(service_pids)" ]'; ok $? "and it is gone"
 run "$PGSNAP" service status
 is "$rc" 3 "service status: exit 3 when none runs"
 run "$PGSNAP" service bogus

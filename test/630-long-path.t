@@ -26,6 +26,26 @@ like "sockdir=$(record_field "$id" sockdir)" "^sockdir=$sock\$" \
 	"the registry records where the socket is"
 ok "$([ -d "$PGSNAP_HOME/run/clones/$id/data" ]; echo $?)" "the data still lives in the store"
 
+# reset with the pool on takes a pooled server: its socket is moved into
+# the clone's short directory, and the pooled server's short one goes.
+export PGSNAP_POOL=1
+"$PGSNAP" rm "$("$PGSNAP" new)"
+npooled() { "$PGSNAP" ls -a | awk '$3 == "pooled"' | wc -l; }
+until_ok 60 eval '[ "$(npooled)" = 1 ]'
+pooled_id=$("$PGSNAP" ls -a | awk '$3 == "pooled" { print $1 }')
+pid=$(clone_pid "$u")
+run "$PGSNAP" reset "$u"
+is "$rc" 0 "reset in the deep store"
+[ "$rc" = 0 ] || diag "$err"
+isnt "$(clone_pid "$u")" "$pid" "a new server"
+is "$(q "$u" 'select 1')" 1 "answering at the same short socket directory"
+ok "$([ ! -e "$base/$pooled_id" ]; echo $?)" "the pooled server's short directory is gone"
+"$PGSNAP" service stop >/dev/null
+"$PGSNAP" rm --all >/dev/null 2>&1
+export PGSNAP_POOL=0
+u=$("$PGSNAP" new)
+sock=$(url_sockdir "$u")
+
 run "$PGSNAP" new -t
 is "$rc" 0 "new -t in the deep store"
 [ "$rc" = 0 ] && is "$(q "$out" 'select 1')" 1 "the TCP clone answers"
