@@ -263,9 +263,11 @@ static int reset_server(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 	if ((r = life_start(s, c, &job, true, err)) < 0)
 		return r;
 	test_pause(s, "reset");
-	/* Its first session builds the relcache off the caller's clock; and
-	 * a server that died meanwhile is said so, not handed back. */
-	pool_warm(s, c, NULL);
+	/* Its first session builds the relcache off the caller's clock (a
+	 * TCP one's did, setting the password); and a server that died
+	 * meanwhile is said so, not handed back. */
+	if (!c->host[0])
+		pool_warm(s, c, NULL);
 	if (!proc_alive(c->pid, c->pid_start))
 		return pgsnap_err(err, ESRCH, "the server of clone %s died "
 				  "during its reset (pgsnap reset %s again, or "
