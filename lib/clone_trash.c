@@ -15,11 +15,14 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
+#define TRASH_PASSES 8
 
 struct dirent64_ {
 	unsigned long long d_ino;
@@ -121,6 +124,22 @@ static int raw_rm_at(int dfd, const char *name, dev_t dev, int depth)
 	return r;
 }
 
+/* Anything but "." and ".." in the directory fd (read from its start). */
+static bool dir_has_entries(int fd)
+{
+	char buf[1024] __attribute__((aligned(8)));
+	long n = syscall(SYS_getdents64, fd, buf, sizeof(buf)), off;
+
+	for (off = 0; n > 0 && off < n;) {
+		struct dirent64_ *d = (struct dirent64_ *)(buf + off);
+		off += d->d_reclen;
+		if (!(d->d_name[0] == '.' && (!d->d_name[1] ||
+		      (d->d_name[1] == '.' && !d->d_name[2]))))
+			return lseek(fd, 0, SEEK_SET) == 0;
+	}
+	return false;
+}
+
 static int open_dir(const char *path, dev_t *dev)
 {
 	struct stat st;
@@ -182,6 +201,12 @@ int trash_kick_dir(const pgsnap_store *s, const char *path)
 		return fd == -ENOENT ? 0 : fd;
 	if (devnull < 0)
 		return -errno;
+	/* One deleter at a time: it holds the directory's lock (through its
+	 * fd 3) until it exits, and goes over the directory again for what
+	 * arrived meanwhile.  A fork per removal, per gc round, cost the
+	 * service more CPU than handing out databases. */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? 0 : -errno;
 	pid = fork();
 	if (pid < 0)
 		return -errno;
@@ -198,7 +223,9 @@ int trash_kick_dir(const pgsnap_store *s, const char *path)
 			_exit(1);
 		syscall(SYS_close_range, 4, ~0U, 0);
 		setpriority(PRIO_PROCESS, 0, 10);
-		raw_empty(3, dev, 0);
+		for (int pass = 0; pass < TRASH_PASSES && raw_empty(3, dev, 0) == 0 &&
+		     lseek(3, 0, SEEK_SET) == 0 && dir_has_entries(3); pass++)
+			;
 		_exit(0);
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

@@ -99,15 +99,19 @@ static void *task_main(void *arg)
 {
 	task *t = arg;
 	service *sv = t->sv;
+	bool idle;
 	size_t i;
 
 	for (i = 0; i < t->n; i++)
 		clone_rm_finish(sv->s, &t->v[i]);
 	free(t);
 	pthread_mutex_lock(&sv->mu);
-	sv->tasks--;
+	idle = --sv->tasks == 0 && !sv->conns;
 	pthread_mutex_unlock(&sv->mu);
-	service_wake(sv);
+	/* The watcher looks again when it may leave, not after every rm (a
+	 * round reads every record). */
+	if (idle)
+		service_wake(sv);
 	return NULL;
 }
 

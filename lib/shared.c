@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "life.h"
 #include "shared.h"
+#include "snapshot.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -222,47 +223,6 @@ void shared_retire(const pgsnap_store *s, const char *server)
 		life_end(s, &v, 1, &o);
 }
 
-/* Is every file of database dst in the golden the same inode as that
- * file of database src (the snapshot build links identical files)?  Then
- * the two are the same database, and src's relcache init file is right
- * for dst; anything else (a file that differs, one more or one less) and
- * it may not be: a stale relfrozenxid in it is enough to break VACUUM. */
-static bool golden_same(const char *base, const char *src, const char *dst)
-{
-	char p[1200];
-	cleanup_close int sfd = -1;
-	struct dirent *e;
-	size_t nd = 0, ns = 0;
-	bool same = true;
-	DIR *d;
-
-	snprintf(p, sizeof(p), "%s/%s", base, src);
-	sfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	snprintf(p, sizeof(p), "%s/%s", base, dst);
-	if (sfd < 0 || !(d = opendir(p)))
-		return false;
-	while (same && (e = readdir(d))) {
-		struct stat a, b;
-		if (e->d_name[0] == '.')
-			continue;
-		nd++;
-		same = fstatat(dirfd(d), e->d_name, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
-		       fstatat(sfd, e->d_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-		       S_ISREG(a.st_mode) && a.st_ino == b.st_ino &&
-		       a.st_dev == b.st_dev;
-	}
-	closedir(d);
-	if (!same)
-		return false;
-	d = fdopendir(steal_fd(&sfd));
-	if (!d)
-		return false;
-	while ((e = readdir(d)))
-		ns += e->d_name[0] != '.';
-	closedir(d);
-	return ns == nd;
-}
-
 /* The relcache init file of database src, copied to database dst. */
 static void copy_init_file(const pgsnap_store *s, const pgsnap_clone *c,
 			   const char *src, const char *dst)
@@ -287,27 +247,40 @@ static void copy_init_file(const pgsnap_store *s, const pgsnap_clone *c,
 
 void shared_warm(const pgsnap_store *s, PGconn *conn, const pgsnap_clone *c)
 {
-	char snapdir[600], base[700];
+	char snapdir[600], base[700], src[16], dst[16];
+	cleanup_free unsigned *same = NULL;
+	unsigned from;
 	PGresult *res;
-	int i;
+	size_t n, i;
+	int k;
 
 	/* The session that opened conn has built the relcache init file of
 	 * the `postgres` database (PostgreSQL deletes them all at start).
 	 * A pgsnap_k database that is a file-for-file copy of it may have
 	 * that init file too, as CREATE DATABASE copies it with the files:
 	 * a first session on a handed-out database then loads it instead of
-	 * building it from the catalogs (about 4 ms of CPU here). */
+	 * building it from the catalogs (about 4 ms of CPU here).  Which
+	 * copies are the same the build wrote down (same-dbs); a snapshot of
+	 * an older pgsnap is compared here, file by file. */
 	if (snapshot_dir(s, c->snapshot, snapdir, sizeof(snapdir)) < 0)
 		return;
+	if (dbs_read_same(snapdir, &from, &same, &n) == 0) {
+		snprintf(src, sizeof(src), "%u", from);
+		for (i = 0; i < n; i++) {
+			snprintf(dst, sizeof(dst), "%u", same[i]);
+			copy_init_file(s, c, src, dst);
+		}
+		return;
+	}
 	snprintf(base, sizeof(base), "%s/data/base", snapdir);
 	res = PQexec(conn, "SELECT (SELECT oid FROM pg_database WHERE datname"
 		     " = current_database()), oid FROM pg_database WHERE "
 		     "datname LIKE 'pgsnap\\_%'");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
-		for (i = 0; i < PQntuples(res); i++)
-			if (golden_same(base, PQgetvalue(res, i, 0),
-					PQgetvalue(res, i, 1)))
-				copy_init_file(s, c, PQgetvalue(res, i, 0),
-					       PQgetvalue(res, i, 1));
+		for (k = 0; k < PQntuples(res); k++)
+			if (dbs_same(base, PQgetvalue(res, k, 0),
+				     PQgetvalue(res, k, 1)))
+				copy_init_file(s, c, PQgetvalue(res, k, 0),
+					       PQgetvalue(res, k, 1));
 	PQclear(res);
 }

@@ -134,5 +134,17 @@ typedef struct dbs_stats {
 } dbs_stats;
 int dbs_dedup(const pgsnap_store *s, const char *datadir, const dbs_oids *o,
 	      dbs_stats *st, pgsnap_error *err);
+/* Is database dst of the golden (its base/ directory) file for file the
+ * same inodes as database src (linked by dbs_dedup)?  Then src's relcache
+ * init file is right for dst. */
+bool dbs_same(const char *base, const char *src, const char *dst);
+/* The copies that are the postgres database, written down at build time
+ * in dir/same-dbs ("SRC\nDST\n..."), and read back: 0, or -errno (no file:
+ * a snapshot of an older pgsnap). */
+#define DBS_SAME_FILE "same-dbs"
+int dbs_write_same(const char *dir, const char *datadir, const dbs_oids *o,
+		   pgsnap_error *err);
+int dbs_read_same(const char *snapdir, unsigned *src, unsigned **same,
+		  size_t *n);
 
 #endif

@@ -20,10 +20,12 @@
  * copies a path up on its first write without touching its other links
  * (with index=off, which clone_overlay.c asks for).
  */
+#include "json.h"
 #include "snapshot.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
@@ -315,4 +317,113 @@ int dbs_dedup(const pgsnap_store *s, const char *datadir, const dbs_oids *o,
 	free(cb.a);
 	free(cb.b);
 	return r;
+}
+
+/* ---- which copies are the postgres database --------------------------- */
+
+/* Is every file of database dst in the golden the same inode as that
+ * file of database src (the snapshot build links identical files)?  Then
+ * the two are the same database, and src's relcache init file is right
+ * for dst; anything else (a file that differs, one more or one less) and
+ * it may not be: a stale relfrozenxid in it is enough to break VACUUM. */
+bool dbs_same(const char *base, const char *src, const char *dst)
+{
+	char p[1200];
+	cleanup_close int sfd = -1;
+	struct dirent *e;
+	size_t nd = 0, ns = 0;
+	bool same = true;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/%s", base, src);
+	sfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(p, sizeof(p), "%s/%s", base, dst);
+	if (sfd < 0 || !(d = opendir(p)))
+		return false;
+	while (same && (e = readdir(d))) {
+		struct stat a, b;
+		if (e->d_name[0] == '.')
+			continue;
+		nd++;
+		same = fstatat(dirfd(d), e->d_name, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+		       fstatat(sfd, e->d_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+		       S_ISREG(a.st_mode) && a.st_ino == b.st_ino &&
+		       a.st_dev == b.st_dev;
+	}
+	closedir(d);
+	if (!same)
+		return false;
+	d = fdopendir(steal_fd(&sfd));
+	if (!d)
+		return false;
+	while ((e = readdir(d)))
+		ns += e->d_name[0] != '.';
+	closedir(d);
+	return ns == nd;
+}
+
+int dbs_write_same(const char *dir, const char *datadir, const dbs_oids *o,
+		   pgsnap_error *err)
+{
+	char base[800], path[800], src[16], dst[16];
+	jbuf b = { 0 };
+	size_t i;
+	int r;
+
+	snprintf(base, sizeof(base), "%s/base", datadir);
+	snprintf(src, sizeof(src), "%u", o->postgres);
+	jb_raw(&b, src);
+	jb_raw(&b, "\n");
+	for (i = 0; i < o->n; i++) {
+		snprintf(dst, sizeof(dst), "%u", o->copies[i]);
+		if (dbs_same(base, src, dst)) {
+			jb_raw(&b, dst);
+			jb_raw(&b, "\n");
+		}
+	}
+	snprintf(path, sizeof(path), "%s/" DBS_SAME_FILE, dir);
+	r = b.oom ? -ENOMEM : write_file_atomic(path, b.p, b.len, 0644);
+	free(b.p);
+	return r < 0 ? pgsnap_errno(err, r, "cannot write %s", path) : 0;
+}
+
+int dbs_read_same(const char *snapdir, unsigned *src, unsigned **same,
+		  size_t *n)
+{
+	cleanup_free char *text = NULL;
+	char path[800], *p, *end;
+	unsigned long v;
+	size_t cap = 0;
+	int r;
+
+	*same = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "%s/" DBS_SAME_FILE, snapdir);
+	if ((r = read_file(path, 1 << 16, &text, NULL)) < 0)
+		return r;
+	for (p = text; *p; p = *end ? end + 1 : end) {
+		errno = 0;
+		v = strtoul(p, &end, 10);
+		if (errno || end == p || v > UINT_MAX || (*end && *end != '\n'))
+			break;
+		if (p == text) {
+			*src = (unsigned)v;
+			continue;
+		}
+		if (*n == cap) {
+			unsigned *g = realloc(*same, (cap = cap ? cap * 2 : 16) *
+					      sizeof(**same));
+			if (!g)
+				break;
+			*same = g;
+		}
+		(*same)[(*n)++] = (unsigned)v;
+	}
+	if (*p || p == text) {
+		free(*same);
+		*same = NULL;
+		*n = 0;
+		return -EINVAL;
+	}
+	return 0;
 }

@@ -86,12 +86,14 @@ pgsnap_store *service_store_for(service *sv, const char *user,
 void conn_done(conn *c)
 {
 	service *sv = c->sv;
+	bool idle;
 
 	close(c->fd);
 	free(c);
 	pthread_mutex_lock(&sv->mu);
-	sv->conns--;
+	idle = --sv->conns == 0 && !sv->tasks;
 	sv->last_use_ms = mono_us() / 1000;
 	pthread_mutex_unlock(&sv->mu);
-	service_wake(sv);
+	if (idle) /* the watcher may leave after its linger */
+		service_wake(sv);
 }

@@ -130,11 +130,12 @@ nothing_left "$U" "PG_VERSION mismatch"
 [ -e "$pgv" ] && printf '%s\n' "$saved" >"$pgv"
 
 # --- low ulimit -n, TMPDIR nowhere -------------------------------------
-run bash -c 'ulimit -n 16 && exec "$0" new' "$PGSNAP"
+# Without the service: through it, the client needs one socket only.
+run env PGSNAP_SERVICE=0 bash -c 'ulimit -n 16 && exec "$0" new' "$PGSNAP"
 fails_clearly "ulimit -n 16"
 like "$err" 'ulimit -n' "ulimit -n 16: the line names the limit"
 nothing_left "$PGSNAP_HOME" "ulimit -n 16"
-run bash -c 'ulimit -Sn 16 && exec "$0" new' "$PGSNAP"
+run env PGSNAP_SERVICE=0 bash -c 'ulimit -Sn 16 && exec "$0" new' "$PGSNAP"
 is "$rc" 0 "a soft limit of 16 under a higher hard limit is lifted: new works"
 [ "$rc" = 0 ] && is "$(q "$out" 'select 1')" 1 "soft ulimit 16: the clone answers"
 

@@ -44,7 +44,8 @@ is "$rc" 0 "rm by URL"
 ok "$([ ! -e "$sock" ]; echo $?)" "rm removed the short socket directory"
 "$PGSNAP" rm --all
 is "$(ls "$base" | grep -cxF -f <(printf '%s\n' $before))" 0 "rm --all removed the other one"
-ok "$([ ! -e "$svcsock" ]; echo $?)" "and the service left with its socket"
+# The service leaves on its own once nothing is left to watch.
+ok "$(until_ok 15 test ! -e "$svcsock"; echo $?)" "and the service left with its socket"
 is "$(ls -A "$PGSNAP_HOME/run/clones" | wc -l)" 0 "no clone directory left"
 
 # A snapshot built with SQL runs a build server, whose socket needs a short
