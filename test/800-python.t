@@ -4,8 +4,9 @@
 # against real servers: a fresh database per test, isolation, xdist workers
 # as owners, markers and ini options (snapshot from a recipe, mock time, a
 # server of its own over TCP), a failed test's database kept with its URL
-# and log in the report, a killed worker and a killed service, and nothing
-# left behind.
+# and log in the report (made with an owner all the same, let go of it by
+# `keep`: it outlives the run and gc), a killed worker (with and without
+# keep-failed) and a killed service, and nothing left behind.
 . "$(dirname "$0")/tap.sh"
 
 PY=/usr/bin/python3
@@ -207,11 +208,15 @@ no_clones "the ini run"
 P=$T/keep
 mkdir -p "$P"
 cat >"$P/test_keep.py" <<'EOF'
+import os
+
 import psycopg2
 
 
-def test_passes(pgsnap_db):
-    pass
+def test_passes(pgsnap_db, pgsnap_client):
+    # Keep-failed or not, a clone is owned by the process that made it.
+    mine = [x for x in pgsnap_client.ls() if x.id == pgsnap_db.id][0]
+    assert mine.owner == os.getpid()
 
 
 def test_fails(pgsnap_db):
@@ -237,6 +242,12 @@ ok "$([ -s "$kept_log" ]; echo $?)" "and its server log, a file that is there ($
 is "$(q "$kept_url" 'select x from evidence' 2>&1)" 42 "the kept database holds what the failed test left"
 is "$(nclones)" 2 "both failed tests' clones are kept after pytest left, the passing test's removed"
 like "$(cat "$T/keep.xml")" 'property name="pgsnap_url" value="postgresql://' "the JUnit XML report carries the URL too"
+is "$("$PGSNAP" ls --json | $PY -c 'import json, sys; print(sorted(set(str(c.get("owner")) for c in json.load(sys.stdin))))')" \
+	"['None']" "the kept clones have no owner any more (keep)"
+run "$PGSNAP" gc
+is "$rc" 0 "pgsnap gc, their owners (the xdist workers) gone"
+is "$(nclones)" 2 "the kept clones outlive gc"
+is "$(q "$kept_url" 'select x from evidence' 2>&1)" 42 "and the kept database still answers after gc"
 "$PGSNAP" rm --all >/dev/null
 pyt "$P" -q --pgsnap-shared 4 test_keep.py -k test_fails
 is "$rc" 1 "without --pgsnap-keep-failed the test fails as well"
@@ -267,6 +278,21 @@ is "$(wc -w <"$KILLED")" 2 "the killed test had a database and a server"
 run "$PGSNAP" gc
 is "$rc" 0 "pgsnap gc"
 no_clones "a worker killed (kill -9) in a test, after gc"
+# With keep-failed too: its clones were made with an owner, kept only by
+# a test that fails and lives to say so.
+rm -f "$KILLED"
+pyt "$P" -q -n 2 --pgsnap-shared 4 --pgsnap-keep-failed test_kill.py
+like "$out" "crashed while running 'test_kill.py::test_killed'" "--pgsnap-keep-failed: xdist saw its worker killed in a test"
+is "$(wc -w <"$KILLED")" 2 "--pgsnap-keep-failed: the killed test had a database and a server"
+run "$PGSNAP" gc
+is "$rc" 0 "pgsnap gc"
+no_clones "--pgsnap-keep-failed: a worker killed (kill -9) in a test, after gc"
+
+# The old option, no longer needed, is accepted with a warning.
+pyt "$T/keep" -q --pgsnap-keep-timeout 60 -k test_passes test_keep.py
+is "$rc" 0 "--pgsnap-keep-timeout is still accepted"
+like "$out" "PytestDeprecationWarning: pgsnap: --pgsnap-keep-timeout \(pgsnap_keep_timeout\) is ignored" "with a deprecation warning"
+no_clones "the run with --pgsnap-keep-timeout"
 
 # ---- a killed service is started again, transparently --------------------------------
 P=$T/svc

@@ -3,8 +3,10 @@
 # the real runners, node --test, Jest and Vitest, on the suites of
 # lib/node/test/fixtures against real servers with npm's pg: every test a
 # fresh database, parallel workers, a failed test's database kept when
-# asked (its URL and server log shown), nothing left behind, a killed test
-# process cleaned by gc, a service killed mid-run (kill -9) restarted
+# asked (its URL and server log shown; made with an owner all the same and
+# let go of it by the service's keep: it outlives its process and gc),
+# nothing left behind, a killed test process cleaned by gc (keeping failed
+# tests' databases or not), a service killed mid-run (kill -9) restarted
 # without a test noticing.
 . "$(dirname "$0")/tap.sh"
 
@@ -95,7 +97,14 @@ check_kept() { # RUNNER
 	like "$out$err" "server log: $log" "$runner: and its server log"
 	ok "$([ -s "$log" ]; echo $?)" "$runner: the log is there"
 	is "$(clones)" "$id" "$runner: the failed test's database is kept, the passing one's removed"
-	is "$(q "$url" 'select test from mark')" fails "$runner: the kept database holds what the test wrote"
+	is "$(rec 'r.filter((x) => x.id && x.owner !== x.pid).length')" 0 \
+		"$runner: both databases were made owned by their test process, keeping or not"
+	is "$(q "$url" 'select test from mark')" fails "$runner: the kept database holds what the test wrote, its process gone"
+	unlike "$("$PGSNAP" ls --json)" '"owner"' "$runner: it has no owner any more (keep)"
+	run "$PGSNAP" gc
+	is "$rc" 0 "$runner: pgsnap gc"
+	is "$(clones)" "$id" "$runner: the kept database outlives gc"
+	is "$(q "$url" 'select test from mark')" fails "$runner: and still answers after gc"
 	"$PGSNAP" rm "$id" >/dev/null
 	is "$(clones)" "" "$runner: removed by pgsnap rm"
 }
@@ -106,6 +115,8 @@ check_killed() { # RUNNER
 	isnt "$rc" 0 "$runner: the killed test fails the run"
 	id=$(rec 'r.find((x) => x.name === "killed").id')
 	like "$id" '^[0-9a-f]+$' "$runner: the killed test had a database"
+	is "$(rec 'r.find((x) => x.name === "killed").owner === r.find((x) => x.name === "killed").pid')" true \
+		"$runner: owned by the killed process"
 	run "$PGSNAP" gc
 	is "$rc" 0 "$runner: pgsnap gc"
 	is "$(clones)" "" "$runner: nothing left after gc"
@@ -133,6 +144,12 @@ check_kept "node --test"
 rm -f "$REC"
 run node --test kill.test.js
 check_killed "node --test"
+
+# Keeping failed tests' databases, a killed test process's go all the
+# same: they are let go of their owner only once a test has failed.
+rm -f "$REC"
+run env PGSNAP_KEEP_FAILED=1 node --test kill.test.js
+check_killed "node --test, PGSNAP_KEEP_FAILED=1"
 
 # Jest -------------------------------------------------------------------
 cd "$PROJ/jest" || exit 1

@@ -2,9 +2,10 @@
 # lib/java: the JUnit 5 extension, built with javac against Debian's junit5
 # jars and run by the JUnit console launcher against real servers: every
 # injection point gets the test's own fresh database, parallel tests and
-# parallel JVMs work, a killed JVM leaves nothing after gc, a failed test
-# keeps its database when asked and says where it is, a service killed
-# mid-run is started again, and nothing is left behind.
+# parallel JVMs work, a killed JVM leaves nothing after gc (keeping failed
+# tests' databases or not), a failed test keeps its database when asked
+# (the service's keep: it outlives its JVM and gc) and says where it is, a
+# service killed mid-run is started again, and nothing is left behind.
 . "$(dirname "$0")/tap.sh"
 
 J=/usr/share/java
@@ -305,7 +306,7 @@ class KillTest {
     void holds(PgsnapDatabase db) throws Exception {
         Path ready = Paths.get(System.getProperty("ready"));
         Path tmp = Paths.get(ready + ".tmp");
-        Files.writeString(tmp, db.id() + "\n");
+        Files.writeString(tmp, db.id() + " " + db.fields().get("owner") + " " + ProcessHandle.current().pid() + "\n");
         Files.move(tmp, ready, StandardCopyOption.ATOMIC_MOVE);
         Thread.sleep(600_000);
     }
@@ -434,24 +435,35 @@ ok "$(grep -qF "pgsnap.jdbc_url = \`$jdbc\`" <<<"$out"; echo $?)" \
 like "$out" "Suppressed: .*KeptDatabase: pgsnap: kept the database" "and with the failure"
 is "$("$PGSNAP" ls -q)" "$kept" "only the failed test's database is left, after its JVM ended"
 is "$(q "$url" 'select x from evidence')" 42 "it holds what the test wrote"
+unlike "$("$PGSNAP" ls --json)" '"owner"' "it has no owner any more (keep)"
+run "$PGSNAP" gc
+is "$rc" 0 "pgsnap gc"
+is "$("$PGSNAP" ls -q)" "$kept" "the kept database outlives gc"
+is "$(q "$url" 'select x from evidence')" 42 "and still answers after gc"
 run "$PGSNAP" rm "$kept"
 is "$rc$err" 0 "pgsnap rm, as printed, removes it"
 no_clones "a kept database, once removed"
 
 
-# A JVM killed in the middle of a test: gc (or the service) ends its database.
+# A JVM killed in the middle of a test: gc (or the service) ends its
+# database, keeping failed tests' databases or not (they are let go of
+# their owner only once a test has failed).
 # (java itself in the background, not a function: $! must be the JVM)
-java "${JOPTS[@]}" -Dready="$W/ready" -jar "$LAUNCHER" --disable-banner -cp "$CP" \
-	--select-class KillTest >"$W/kill.out" 2>&1 &
-jvm=$!
-ok "$(wait_for 60 test -s "$W/ready"; echo $?)" "the test holds a database"
-held=$(cat "$W/ready" 2>/dev/null)
-like "$("$PGSNAP" ls -q)" "^$held\$" "ls shows it"
-kill -9 "$jvm"
-wait "$jvm" 2>/dev/null
-run "$PGSNAP" gc
-is "$rc" 0 "pgsnap gc after the JVM was killed"
-no_clones "a killed JVM, after gc"
+for keep in 0 1; do
+	rm -f "$W/ready"
+	PGSNAP_KEEP_FAILED=$keep java "${JOPTS[@]}" -Dready="$W/ready" -jar "$LAUNCHER" --disable-banner \
+		-cp "$CP" --select-class KillTest >"$W/kill.out" 2>&1 &
+	jvm=$!
+	ok "$(wait_for 60 test -s "$W/ready"; echo $?)" "PGSNAP_KEEP_FAILED=$keep: the test holds a database"
+	read -r held owner pid <"$W/ready"
+	like "$("$PGSNAP" ls -q)" "^$held\$" "PGSNAP_KEEP_FAILED=$keep: ls shows it"
+	is "$owner" "$pid" "PGSNAP_KEEP_FAILED=$keep: owned by the JVM"
+	kill -9 "$jvm"
+	wait "$jvm" 2>/dev/null
+	run "$PGSNAP" gc
+	is "$rc" 0 "PGSNAP_KEEP_FAILED=$keep: pgsnap gc after the JVM was killed"
+	no_clones "PGSNAP_KEEP_FAILED=$keep: a killed JVM, after gc"
+done
 
 # The service killed mid-run (kill -9), twice: started again, transparently.
 # (With a failing test and the configuration parameter that keeps it.)

@@ -161,6 +161,82 @@ func TestRequestOnTheWire(t *testing.T) {
 	}
 }
 
+// tb is a test for New whose failure the caller decides and whose
+// cleanups it runs (the embedded TB is nil: New must use only these).
+type tb struct {
+	testing.TB
+	failed   bool
+	cleanups []func()
+	logs     []string
+}
+
+func (t *tb) Helper()                           {}
+func (t *tb) Failed() bool                      { return t.failed }
+func (t *tb) Cleanup(f func())                  { t.cleanups = append(t.cleanups, f) }
+func (t *tb) Fatalf(f string, a ...interface{}) { panic(fmt.Sprintf(f, a...)) }
+func (t *tb) Logf(f string, a ...interface{}) {
+	t.logs = append(t.logs, fmt.Sprintf(f, a...))
+}
+func (t *tb) Errorf(f string, a ...interface{}) {
+	t.failed = true
+	t.Logf(f, a...)
+}
+
+// A test's database is made with owner= this process, keep-failed or not;
+// when the test fails and keeping was asked for, it is kept (the service's
+// keep drops the owner), else removed.
+func TestKeepFailed(t *testing.T) {
+	f := startFake(t, func(req string) string {
+		if req == "keep id=gone" {
+			return `{"ok": false, "error": "no clone 'gone' in this store", "errno": "ENOENT", "status": 1}`
+		}
+		if strings.HasPrefix(req, "new ") && strings.Contains(req, "snapshot=gone") {
+			return cloneAnswer("gone")
+		}
+		return cloneAnswer("c1")
+	})
+	t.Setenv("PGSNAP_SOCKET", f.path)
+	for _, v := range []string{"PGSNAP_WORKER", "TEST_SHARD_INDEX", "CI_NODE_INDEX", "BUILDKITE_PARALLEL_JOB", "CIRCLE_NODE_INDEX"} {
+		t.Setenv(v, "")
+	}
+	for _, c := range []struct {
+		o      Options
+		env    string
+		failed bool
+		last   string
+		log    string
+	}{
+		{Options{KeepFailed: true}, "", true, "keep id=c1", "kept the database of this failed test (remove it with: pgsnap rm c1)"},
+		{Options{}, "1", true, "keep id=c1", "kept the database"},
+		{Options{KeepFailed: true}, "", false, "rm id=c1", ""},
+		{Options{}, "", true, "rm id=c1", "removed the database of this failed test (PGSNAP_KEEP_FAILED=1 keeps it)"},
+		{Options{KeepFailed: true, Snapshot: "gone"}, "", true, "keep id=gone", "cannot keep the database of this failed test"},
+	} {
+		t.Setenv("PGSNAP_KEEP_FAILED", c.env)
+		test := &tb{}
+		before := len(f.seen())
+		New(test, c.o)
+		test.failed = c.failed
+		for i := len(test.cleanups) - 1; i >= 0; i-- {
+			test.cleanups[i]()
+		}
+		var got []string
+		for _, l := range f.seen()[before:] {
+			if l != "pgsnap 1" {
+				got = append(got, l)
+			}
+		}
+		if len(got) != 2 || !strings.HasPrefix(got[0], "new ") ||
+			!strings.Contains(got[0], fmt.Sprintf(" owner=%d", os.Getpid())) || got[1] != c.last {
+			t.Errorf("%+v %q failed=%v: requests %q, want new ... owner=%d, then %q",
+				c.o, c.env, c.failed, got, os.Getpid(), c.last)
+		}
+		if logs := strings.Join(test.logs, "\n"); !strings.Contains(logs, c.log) || c.log == "" && logs != "" {
+			t.Errorf("%+v %q failed=%v: logged %q, want %q", c.o, c.env, c.failed, logs, c.log)
+		}
+	}
+}
+
 func TestRefusedRequest(t *testing.T) {
 	f := startFake(t, func(string) string {
 		return `{"ok": false, "error": "no snapshot 'nope' (see 'pgsnap snapshot ls')", "errno": "ENOENT", "status": 1}`

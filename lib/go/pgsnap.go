@@ -57,8 +57,8 @@ type Options struct {
 	Timeout time.Duration
 	// KeepFailed keeps a failed test's database instead of removing it
 	// and logs its URL and server log; PGSNAP_KEEP_FAILED=1 asks the same
-	// for every test.  A database that may be kept is not tied to the
-	// test process: it lives until `pgsnap rm ID` (or Timeout).
+	// for every test.  Until the test fails the database is tied to the
+	// test process like any other; a kept one lives until `pgsnap rm ID`.
 	KeepFailed bool
 }
 
@@ -107,13 +107,18 @@ func New(t testing.TB, opts ...Options) *Clone {
 		o = opts[0]
 	}
 	keep := o.KeepFailed || envTrue("PGSNAP_KEEP_FAILED")
-	c, err := create(o, !keep)
+	c, err := Create(o)
 	if err != nil {
 		t.Fatalf("pgsnap.New: %v", err)
 	}
 	t.Cleanup(func() {
 		t.Helper() // log at the test's call of New
 		if t.Failed() && keep {
+			if err := c.Keep(); err != nil {
+				// Still tied to this process: it ends with it.
+				t.Errorf("pgsnap: cannot keep the database of this failed test: %v", err)
+				return
+			}
 			t.Logf("pgsnap: kept the database of this failed test (remove it with: pgsnap rm %s)\n"+
 				"url:        %s\nconninfo:   %s\nserver log: %s", c.ID, c.URL, c.Conninfo, c.Log)
 			return
@@ -130,12 +135,8 @@ func New(t testing.TB, opts ...Options) *Clone {
 
 // Create hands out a database outside of a test (TestMain, benchmarks'
 // setup): the caller removes it with Remove.  It ends with the process
-// too, and Options.KeepFailed means nothing here.
+// too (unless kept with Keep), and Options.KeepFailed means nothing here.
 func Create(o Options) (*Clone, error) {
-	return create(o, true)
-}
-
-func create(o Options, tied bool) (*Clone, error) {
 	var words []word
 	add := func(key, value string) { words = append(words, word{key, value}) }
 	if o.Snapshot != "" {
@@ -155,9 +156,7 @@ func create(o Options, tied bool) (*Clone, error) {
 		return nil, fmt.Errorf("Options.Timeout is %v: 0 (never) or more", o.Timeout)
 	}
 	add("timeout", strconv.FormatInt(int64((o.Timeout+time.Second-1)/time.Second), 10))
-	if tied {
-		add("owner", strconv.Itoa(os.Getpid()))
-	}
+	add("owner", strconv.Itoa(os.Getpid()))
 	if o.TCP {
 		add("tcp", "1")
 	}
@@ -201,6 +200,16 @@ func (c *Clone) Reset() error {
 		return err
 	}
 	return c.fill("reset", answer)
+}
+
+// Keep lets the clone outlive this process and its Timeout: it stays
+// until `pgsnap rm ID` (New does this for a failed test when asked).
+func (c *Clone) Keep() error {
+	answer, _, err := service.call("keep", word{"id", c.ID})
+	if err != nil {
+		return err
+	}
+	return c.fill("keep", answer)
 }
 
 // Remove ends the clone: its database (or server) and files go in the

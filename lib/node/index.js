@@ -15,7 +15,8 @@ function client() {
 
 module.exports = {
   // newDatabase(opts): a Promise of a Database (url, conninfo, host, port,
-  // user, password, database, log, id; drop()/close() removes it).
+  // user, password, database, log, id; drop()/close() removes it, keep()
+  // lets it outlive this process until `pgsnap rm`).
   newDatabase: (opts) => newDatabase(client(), opts),
   // request(verb, args): any request of the protocol; resolves with the answer.
   request: (verb, args) => client().call(verb, args),

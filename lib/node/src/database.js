@@ -1,6 +1,8 @@
 "use strict";
 // newDatabase(): a fresh database (or a whole server) from the service,
-// and its end: removed, or kept when its test failed and that was asked.
+// and its end: removed, or kept when its test failed and that was asked
+// (the service's `keep`: until then it is this process's like any other,
+// so a killed test process leaves nothing behind).
 
 const { PgsnapError } = require("./errors.js");
 
@@ -52,16 +54,7 @@ function newArgs(opts, env) {
       });
     }
   }
-  const o = { shared: DEFAULT_SHARED, worker: runnerWorker(env), ...opts };
-  if (o.owner === undefined) {
-    // A database that may be kept must outlive the test process (the
-    // service ends an owner's clones when it exits), and its time limit.
-    if (keepFailedWanted(opts, env)) {
-      if (o.timeout === undefined) o.timeout = 0;
-    } else {
-      o.owner = process.pid;
-    }
-  }
+  const o = { shared: DEFAULT_SHARED, worker: runnerWorker(env), owner: process.pid, ...opts };
   if (o.owner === false) o.owner = undefined;
   // As the CLI does: the caller's pool size, not the service's.
   if (o.pool === undefined && env.PGSNAP_POOL) o.pool = env.PGSNAP_POOL;
@@ -85,6 +78,7 @@ class Database {
     this.clone = clone; // every field the service answered
     this.keepFailed = keepFailed;
     this.removed = false;
+    this.kept = false; // kept: the test's end leaves it be
     Object.defineProperty(this, "_client", { value: client });
   }
 
@@ -104,11 +98,27 @@ class Database {
     return this.drop();
   }
 
+  // Lets it outlive its owner (this process) and time limit: it stays
+  // until `pgsnap rm`.  Resolves with the service's answer.
+  async keep() {
+    const clone = await this._client.call("keep", { id: this.id });
+    this.kept = true;
+    this.clone = clone;
+    return clone;
+  }
+
   // Where the test ends: removed, unless the test failed and failed tests
-  // keep theirs; then it stays and the line to show is returned.
+  // keep theirs; then it is kept and the lines to show are returned.
   async finish(failed) {
+    if (this.removed || this.kept) return null;
     if (failed && this.keepFailed) {
-      this.removed = true;
+      try {
+        await this.keep();
+      } catch (e) {
+        if (e.errno !== "ENOENT") throw e; // still this process's: it ends with it
+        this.removed = true; // the test removed it itself
+        return null;
+      }
       return this.keptMessage();
     }
     await this.drop();

@@ -243,6 +243,11 @@ class Client:
         """The same clone, its data back to its snapshot."""
         return Clone(self.call("reset", id=ref.id if isinstance(ref, Clone) else ref))
 
+    def keep(self, ref):
+        """Let the clone outlive its owner and time limit: it stays until
+        rm (a failed test's evidence).  Returns the clone."""
+        return Clone(self.call("keep", id=ref.id if isinstance(ref, Clone) else ref))
+
     def ls(self, all=False, worker=None):
         a = self.call("ls", all=1 if all else None, worker=worker)
         return [Clone(c) for c in a.get("clones", [])]

@@ -4,9 +4,11 @@ the fixtures and options.
 
 One Client per process (per xdist worker) keeps one connection to the
 service.  Clones are made with owner = this process, so a killed worker
-leaves nothing behind; a failed test's clone is kept on request, and then it
-is made without an owner (it must outlive the run) and with an idle limit.
+leaves nothing behind, also when failed tests keep theirs: a failed test's
+clone is kept on request with the service's `keep` (its owner and time limit
+dropped, it outlives the run until `pgsnap rm`).
 """
+import argparse
 import os
 import subprocess
 
@@ -15,14 +17,12 @@ import pytest
 from .client import Client, PgsnapError
 
 DEFAULT_SHARED = 16
-DEFAULT_KEEP_TIMEOUT = 3600
 
 # Marker keys: passed on to `new` as they are, but keep_failed.
 MARKER_KEYS = ("snapshot", "shared", "now", "tcp", "ipv6", "options", "timeout",
                "method", "build_if_stale", "keep_failed")
 
 _clones_key = pytest.StashKey()
-_failed_key = pytest.StashKey()
 
 KEPT_SECTION = "pgsnap: kept database"
 
@@ -46,9 +46,13 @@ def pytest_addoption(parser):
     option("keep-failed", "keep the database of a failed test and show its URL "
            "and server log in the report", action="store_true", default=None,
            ini_type="bool")
-    option("keep-timeout", "a kept database ends after this many seconds "
-           "without a session (default %d; 0: never)" % DEFAULT_KEEP_TIMEOUT,
-           metavar="SECONDS")
+    # Deprecated: kept clones were made without an owner and ended after this
+    # idle time; now `keep` makes them last until `pgsnap rm`.  Still accepted
+    # (and ignored) so that command lines and ini files naming it run.
+    group.addoption("--pgsnap-keep-timeout", dest="pgsnap_keep_timeout",
+                    help=argparse.SUPPRESS)
+    parser.addini("pgsnap_keep_timeout", "deprecated and ignored: kept databases "
+                  "last until pgsnap rm")
 
 
 def _int_setting(name, value, lo, hi):
@@ -75,9 +79,7 @@ class Settings:
         self.shared = _int_setting("pgsnap_shared", get("shared") or DEFAULT_SHARED,
                                    0, 1000)
         self.keep_failed = bool(get("keep_failed"))
-        self.keep_timeout = _int_setting("pgsnap_keep_timeout",
-                                         get("keep_timeout") or DEFAULT_KEEP_TIMEOUT,
-                                         0, 10 ** 9)
+        self.keep_timeout_given = bool(get("keep_timeout"))
         self.recipe = None
         recipe = config.getoption("pgsnap_recipe")
         if recipe:
@@ -128,6 +130,11 @@ def pytest_configure(config):
     st = _State(config)
     config.stash[_state_key] = st
     config.pluginmanager.register(st, "pgsnap-state")
+    if st.settings.keep_timeout_given:
+        config.issue_config_time_warning(pytest.PytestDeprecationWarning(
+            "pgsnap: --pgsnap-keep-timeout (pgsnap_keep_timeout) is ignored: a kept "
+            "database lasts until 'pgsnap rm ID', and a killed run's databases end "
+            "with it"), stacklevel=2)
 
 
 def pytest_unconfigure(config):
@@ -193,6 +200,15 @@ def _marker_params(item):
     return params
 
 
+class _Made:
+    """A clone a test made, whether it may be kept, and whether it was."""
+
+    def __init__(self, clone, keep):
+        self.clone = clone
+        self.keep = keep
+        self.kept = False
+
+
 class Factory:
     """pgsnap_new: make clones for one test; they end with it (unless it
     failed and keep_failed is on)."""
@@ -209,28 +225,25 @@ class Factory:
         p.update(self._marker)
         p.update(params)
         keep = bool(p.pop("keep_failed", s.keep_failed))
-        if keep:
-            # It must outlive this process: no owner, an idle limit instead.
-            p.setdefault("timeout", s.keep_timeout)
-        else:
-            # Ends with the test, or with this process if it is killed.
-            p["owner"] = os.getpid()
-            p.setdefault("timeout", 0)
+        # Ends with the test, or with this process if it is killed; a failed
+        # test's is let go of its owner then (`keep`), not before.
+        p["owner"] = os.getpid()
+        p.setdefault("timeout", 0)
         p.setdefault("worker", s.worker)
         p.setdefault("pool", s.pool)
         try:
             clone = self._state.client.new(**p)
         except PgsnapError as e:
             pytest.fail("pgsnap: no clone for this test: %s" % e, pytrace=False)
-        self._made.append((clone, keep))
+        self._made.append(_Made(clone, keep))
         return clone
 
     def finish(self):
-        failed = self._item.stash.get(_failed_key, False)
         errors = []
-        for clone, keep in self._made:
-            if keep and failed:
+        for m in self._made:
+            if m.kept:
                 continue
+            clone = m.clone
             try:
                 self._state.client.rm(clone.id)
             except PgsnapError as e:
@@ -274,11 +287,23 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.when not in ("setup", "call") or not rep.failed:
         return
-    item.stash[_failed_key] = True
-    for clone, keep in item.stash.get(_clones_key, []):
-        if keep:
-            rep.sections.append((KEPT_SECTION, "url: %s\nlog: %s\nid: %s (pgsnap rm %s)\n"
-                                 % (clone.url, clone.log, clone.id, clone.id)))
-            item.user_properties.append(("pgsnap_url", clone.url))
-            item.user_properties.append(("pgsnap_log", clone.log))
+    client = _state(item.config).client
+    for m in item.stash.get(_clones_key, []):
+        if not m.keep or m.kept:
+            continue
+        try:
+            # Its owner (this process) and time limit dropped: it stays
+            # until `pgsnap rm`.
+            m.clone = client.keep(m.clone)
+        except PgsnapError as e:
+            if e.errno != "ENOENT":  # else the test removed it itself
+                rep.sections.append(("pgsnap: database not kept",
+                                     "cannot keep %s: %s\n" % (m.clone.id, e)))
+            continue
+        m.kept = True
+        clone = m.clone
+        rep.sections.append((KEPT_SECTION, "url: %s\nlog: %s\nid: %s (pgsnap rm %s)\n"
+                             % (clone.url, clone.log, clone.id, clone.id)))
+        item.user_properties.append(("pgsnap_url", clone.url))
+        item.user_properties.append(("pgsnap_log", clone.log))
 

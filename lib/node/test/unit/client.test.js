@@ -12,7 +12,7 @@ const path = require("node:path");
 const { execFileSync } = require("node:child_process");
 const { Client } = require("../../src/client.js");
 const { requestLine } = require("../../src/connection.js");
-const { newArgs } = require("../../src/database.js");
+const { newArgs, newDatabase } = require("../../src/database.js");
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pgsnap-node-unit-"));
 process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -85,17 +85,91 @@ test("new's defaults: a shared database, owned by this process, the runner's wor
   assert.strictEqual(newArgs({ shared: 0 }, {}).shared, 0);
 });
 
-test("keeping failed tests' databases: no owner (it would end them), no time limit", () => {
+test("keeping failed tests' databases: still owned by this process, the service's time limit", () => {
   for (const [opts, env] of [
     [{ keepFailed: true }, {}],
     [{}, { PGSNAP_KEEP_FAILED: "1" }],
   ]) {
     const a = newArgs(opts, env);
-    assert.strictEqual(a.owner, undefined);
-    assert.strictEqual(a.timeout, 0);
+    assert.strictEqual(a.owner, process.pid);
+    assert.strictEqual(a.timeout, undefined);
   }
-  assert.strictEqual(newArgs({ keepFailed: false }, { PGSNAP_KEEP_FAILED: "1" }).owner, process.pid);
-  assert.strictEqual(newArgs({ keepFailed: true, timeout: 600 }, {}).timeout, 600);
+  assert.strictEqual(newArgs({ owner: false }, {}).owner, undefined);
+  assert.strictEqual(newArgs({ owner: 1234 }, {}).owner, 1234);
+});
+
+test("a test's end: rm, or keep when it failed and keeping was asked", async (t) => {
+  const svc = fakeService("keep.sock", (line) => {
+    if (line === "keep id=gone") return { ok: false, error: "no clone 'gone' in this store", errno: "ENOENT", status: 1 };
+    if (line === "keep id=stuck") return { ok: false, error: "cannot keep 'stuck'", errno: "EIO", status: 1 };
+    const id = line.startsWith("new ") ? /snapshot=(\w+)/.exec(line)?.[1] || "c1" : line.split("=")[1];
+    return { ok: true, id, url: `postgresql://x/${id}`, log: `/tmp/${id}.log` };
+  });
+  await svc.listen();
+  const c = new Client({ PGSNAP_SOCKET: svc.sock });
+  t.after(async () => {
+    await c.close();
+    await svc.kill();
+  });
+  const kept = /kept the failed test's database: postgresql:\/\/x\/c1\n.*server log: \/tmp\/c1.log\n.*pgsnap rm c1/s;
+  for (const [opts, env, failed, last, note] of [
+    [{ keepFailed: true }, {}, true, "keep id=c1", kept],
+    [{}, { PGSNAP_KEEP_FAILED: "1" }, true, "keep id=c1", kept],
+    [{ keepFailed: true }, {}, false, "rm id=c1", null],
+    [{ keepFailed: false }, { PGSNAP_KEEP_FAILED: "1" }, true, "rm id=c1", null],
+    [{}, {}, true, "rm id=c1", null],
+    // Removed by the test itself: nothing to keep, nothing to remove.
+    [{ keepFailed: true, snapshot: "gone" }, {}, true, "keep id=gone", null],
+    // Refused: an error, and it stays this process's (it ends with it).
+    [{ keepFailed: true, snapshot: "stuck" }, {}, true, "keep id=stuck", /cannot keep 'stuck'/],
+  ]) {
+    const what = `${JSON.stringify(opts)} ${JSON.stringify(env)} failed=${failed}`;
+    const before = svc.seen.length;
+    const db = await newDatabase(c, opts, env);
+    let got;
+    try {
+      got = await db.finish(failed);
+    } catch (e) {
+      got = e;
+    }
+    const after = svc.seen.length;
+    const lines = svc.seen.slice(before).filter((l) => l !== "pgsnap 1");
+    assert.strictEqual(lines.length, 2, `${what}: ${lines}`);
+    assert.match(lines[0], new RegExp(`^new .*owner=${process.pid}( |$)`), what);
+    assert.doesNotMatch(lines[0], /timeout=/, what);
+    assert.strictEqual(lines[1], last, what);
+    if (got instanceof Error) assert.match(got.message, note, what);
+    else if (note) assert.match(got, note, what);
+    else assert.strictEqual(got, null, what);
+    if (got instanceof Error) continue;
+    // Kept or removed, it is not removed again.
+    assert.strictEqual(await db.finish(false), null, what);
+    assert.strictEqual(svc.seen.length, after, what);
+  }
+});
+
+test("keep(): the service's keep, its answer the clone's fields", async (t) => {
+  const svc = fakeService("keep2.sock", (line) =>
+    line.startsWith("new ")
+      ? { ok: true, id: "k1", url: "postgresql://x/k1", log: "/tmp/k1.log", owner: process.pid, timeout: 60 }
+      : { ok: true, id: "k1", url: "postgresql://x/k1", log: "/tmp/k1.log" },
+  );
+  await svc.listen();
+  const c = new Client({ PGSNAP_SOCKET: svc.sock });
+  t.after(async () => {
+    await c.close();
+    await svc.kill();
+  });
+  const db = await newDatabase(c, {}, {});
+  assert.strictEqual(db.clone.owner, process.pid);
+  const clone = await db.keep();
+  assert.strictEqual(svc.seen.at(-1), "keep id=k1");
+  assert.strictEqual(clone.owner, undefined);
+  assert.strictEqual(db.clone.owner, undefined);
+  assert.strictEqual(await db.finish(true), null); // kept: the test's end leaves it be
+  assert.strictEqual(svc.seen.at(-1), "keep id=k1");
+  await db.drop(); // but it can still be removed on purpose
+  assert.strictEqual(svc.seen.at(-1), "rm id=k1");
 });
 
 test("an unknown option is an error, as in the protocol", () => {

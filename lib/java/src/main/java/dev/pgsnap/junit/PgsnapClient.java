@@ -95,6 +95,14 @@ public final class PgsnapClient {
         return answer;
     }
 
+    /**
+     * Sends {@code keep id=ID}: the clone's owner and time limit are
+     * dropped, it stays until {@code pgsnap rm}.  Returns the clone.
+     */
+    public Map<String, Object> keep(String id) {
+        return call("keep", args("id", id));
+    }
+
     static String encode(String verb, Map<String, ?> args) {
         StringBuilder b = new StringBuilder(verb);
         for (Map.Entry<String, ?> e : args.entrySet()) {

@@ -19,7 +19,8 @@ import javax.sql.DataSource;
  * DriverManager's, its log writer and login timeout are the JVM's.
  */
 public final class PgsnapDatabase implements DataSource {
-    private final Map<String, Object> clone;
+    /* The service's last answer about it (new, then keep). */
+    private volatile Map<String, Object> clone;
     private final String jdbcUrl;
 
     PgsnapDatabase(Map<String, Object> clone) {
@@ -28,6 +29,11 @@ public final class PgsnapDatabase implements DataSource {
         if (jdbcUrl == null || field("id") == null)
             throw new PgsnapException("pgsnap service answered a clone without jdbc_url or id: " + clone,
                     "EPROTO");
+    }
+
+    /* A later answer about the same clone (keep): same URL, new owner. */
+    void update(Map<String, Object> answer) {
+        clone = answer;
     }
 
     private String field(String k) {

@@ -37,9 +37,8 @@ import org.opentest4j.TestAbortedException;
  * <p>The owner of every database is this JVM: if it is killed, the
  * service (or {@code pgsnap gc}) ends them.  With {@code PGSNAP_KEEP_FAILED=1}
  * (or the configuration parameter {@code pgsnap.keepFailed=true}) a failed
- * test's database is kept and reported; the per-test databases are then
- * made without an owner or time limit, since the service has no way to
- * release a database from its owner later.
+ * test's database is kept and reported: the service's {@code keep} drops
+ * its owner and time limit, so it outlives the JVM until {@code pgsnap rm}.
  */
 public final class PgsnapExtension
         implements BeforeEachCallback, AfterEachCallback, ParameterResolver, TestInstancePostProcessor {
@@ -211,8 +210,16 @@ public final class PgsnapExtension
                 .filter(t -> !(t instanceof TestAbortedException));
         if (failure.isEmpty()) {
             lease.remove();
-        } else if (lease.keepable) {
-            lease.keep();
+        } else if (lease.keepFailed) {
+            try {
+                lease.keep();
+            } catch (PgsnapException e) {
+                if ("ENOENT".equals(e.errno())) // the test removed it itself
+                    return;
+                // Still this JVM's: it ends with it.
+                throw new PgsnapException("pgsnap: cannot keep the database of failed test " + testName(ec)
+                        + ": " + e.getMessage(), e.errno());
+            }
             report(ec, lease.db, failure.get());
         } else {
             lease.remove();
@@ -274,24 +281,28 @@ public final class PgsnapExtension
     /** A database this extension made, and must remove unless it keeps it. */
     private static final class Lease implements ExtensionContext.Store.CloseableResource {
         final PgsnapDatabase db;
-        /* Made for keeping: no owner, no time limit. */
-        final boolean keepable;
+        /* Kept (not removed) if its test fails.  Until then it is this
+         * JVM's like any other: a killed JVM leaves nothing behind. */
+        final boolean keepFailed;
         boolean done;
 
         Lease(ExtensionContext ec, boolean perTest) {
             Pgsnap o = options(ec);
-            keepable = perTest && keepFailed(ec);
+            keepFailed = perTest && keepFailed(ec);
             db = new PgsnapDatabase(PgsnapClient.get().call("new", PgsnapClient.args(
                     "tcp", 1,
                     "shared", o.shared(),
                     "snapshot", nonEmpty(o.snapshot()),
                     "now", nonEmpty(o.now()),
-                    "owner", keepable ? null : PID,
-                    "timeout", keepable ? 0 : null,
+                    "owner", PID,
                     "worker", System.getProperty("org.gradle.test.worker"))));
         }
 
+        /* Drops its owner and time limit: it stays until pgsnap rm. */
         synchronized void keep() {
+            if (done)
+                return;
+            db.update(PgsnapClient.get().keep(db.id()));
             done = true;
         }
 
