@@ -471,7 +471,9 @@ static int copy_clone(clone_job *job, pgsnap_error *err)
 	int r;
 
 	c.plan = plan_for(job->dir);
-	if ((r = manifest_load(job->snapdir, &m, err)) < 0)
+	if ((r = clone_manifest_ensure(job->store, job->snapdir,
+					  err)) < 0 ||
+	    (r = manifest_load(job->snapdir, &m, err)) < 0)
 		return r;
 	if ((r = plan_lists(&c, &m, err)) < 0)
 		goto out;

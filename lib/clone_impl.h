@@ -26,6 +26,10 @@ int clone_make_tree(clone_job *job, const manifest *m, int *root,
 int ficlone_works(const char *from, const char *to, pgsnap_error *err);
 /* The bytes of a snapshot's data, from its manifest (0: unknown). */
 uint64_t clone_snapshot_bytes(const char *snapdir);
+/* Make the snapshot's manifest and packed image unless it has them (an
+ * imported snapshot, until its first clone that follows a manifest). */
+int clone_manifest_ensure(const pgsnap_store *s, const char *snapdir,
+			  pgsnap_error *err);
 /* Is a snapshot of this size large (PGSNAP_CLONE_LARGE_MB)? */
 bool clone_is_large(uint64_t bytes);
 /* For a large snapshot whose clones' filesystem cannot reflink from it:

@@ -89,7 +89,9 @@ static int reflink_clone(clone_job *job, pgsnap_error *err)
 	size_t i;
 	int r;
 
-	if ((r = manifest_load(job->snapdir, &m, err)) < 0)
+	if ((r = clone_manifest_ensure(job->store, job->snapdir,
+					  err)) < 0 ||
+	    (r = manifest_load(job->snapdir, &m, err)) < 0)
 		return r;
 	sfd = open(job->golden, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sfd < 0) {

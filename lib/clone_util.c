@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
@@ -42,6 +43,14 @@ uint64_t clone_snapshot_bytes(const char *snapdir)
 		return 0;
 	snprintf(path, sizeof(path), "%s/" MANIFEST_NAME, snapdir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		snprintf(path, sizeof(path), "%s/" MANIFEST_BYTES, snapdir);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+			return 0;
+		buf[n] = '\0';
+		return strtoull(buf, NULL, 10);
+	}
 	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
 		return 0;
 	buf[n] = '\0';
@@ -49,6 +58,34 @@ uint64_t clone_snapshot_bytes(const char *snapdir)
 		   &files, &bytes) != 3)
 		return 0;
 	return bytes;
+}
+
+int clone_manifest_ensure(const pgsnap_store *s, const char *snapdir,
+			  pgsnap_error *err)
+{
+	char path[700];
+	cleanup_close int lfd = -1;
+	fs_ids ids;
+
+	snprintf(path, sizeof(path), "%s/" MANIFEST_NAME, snapdir);
+	if (access(path, F_OK) == 0)
+		return 0;
+	/* One maker at a time (image.tmp is one name); the others wait and
+	 * find its work.  The caller holds the snapshot's lock shared, so
+	 * the snapshot is not replaced meanwhile. */
+	snprintf(path, sizeof(path), "%s/" MANIFEST_LOCK, snapdir);
+	ids = fs_become(s);
+	lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fs_restore(ids);
+	if (lfd < 0)
+		return pgsnap_errno(err, errno, "cannot open %s", path);
+	while (flock(lfd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return pgsnap_errno(err, errno, "cannot lock %s", path);
+	snprintf(path, sizeof(path), "%s/" MANIFEST_NAME, snapdir);
+	if (access(path, F_OK) == 0)
+		return 0;
+	return manifest_write(s, snapdir, err);
 }
 
 /* PGSNAP_CLONE_LARGE_MB moves the line (tests, benchmarks). */

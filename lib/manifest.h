@@ -41,6 +41,10 @@ typedef struct manifest {
 
 #define MANIFEST_NAME "manifest"
 #define MANIFEST_IMAGE "image"
+/* An imported snapshot has neither until a clone needs them
+ * (clone_manifest_ensure); meanwhile this holds its data's bytes. */
+#define MANIFEST_BYTES "bytes"
+#define MANIFEST_LOCK "manifest.lock"
 
 /* Walk SNAPDIR/data and write SNAPDIR/manifest and SNAPDIR/image. */
 int manifest_write(const pgsnap_store *s, const char *snapdir,

@@ -85,6 +85,8 @@ static int base_key(pgsnap_store *s, const char *base,
 	snapshot_dir(s, base, dir, sizeof(dir));
 	if (meta_read(dir, &m) < 0)
 		return snapshot_no_such(s, base, err);
+	if (meta_lost(s, &m))
+		return snapshot_lost(base, false, err);
 	if ((r = snapshot_check_major(s, base, &m, false, err)) < 0)
 		return r;
 	memcpy(key, m.key, 65);
@@ -162,7 +164,8 @@ static int refresh(pgsnap_store *s, const char *name, recipe *given,
 	/* After the lock: a concurrent builder of the same key has finished
 	 * by now, and this finds its work. */
 	if (meta_read(dir, &m) == 0 && !strcmp(m.key, key) &&
-	    m.pg_major == s->pg_major && !(o && o->force && depth == 0)) {
+	    m.pg_major == s->pg_major && !meta_lost(s, &m) &&
+	    !(o && o->force && depth == 0)) {
 		res->built = 0;
 		/* An imported snapshot learns the local recipe here. */
 		if (given && !r->shipped)
@@ -300,18 +303,22 @@ static int ensure(pgsnap_store *s, const char *name, bool if_stale,
 	snapshot_dir(s, name, dir, sizeof(dir));
 	have = meta_read(dir, &m) == 0;
 	if (have && !if_stale) {
+		bool lost = meta_lost(s, &m), known;
 		pg_ident id;
+		char rp[700];
+
 		if ((r = pg_identity(s, &id, err)) < 0)
 			return r;
-		if (m.pg_major == id.major)
+		if (m.pg_major == id.major && !lost)
 			return 0;
 		/* A shipped recipe is ours to rebuild; a user's recipe
 		 * may have moved: let the user ask for it. */
 		if (strcmp(m.origin, "shipped")) {
-			char rp[700];
 			snprintf(rp, sizeof(rp), "%s/recipe", dir);
-			return snapshot_check_major(s, name, &m, access(rp, F_OK) == 0,
-					   err);
+			known = access(rp, F_OK) == 0;
+			return lost ? snapshot_lost(name, known, err)
+				    : snapshot_check_major(s, name, &m, known,
+							   err);
 		}
 	}
 	if (!have && !if_stale && !recipe_shipped(name))
@@ -320,6 +327,8 @@ static int ensure(pgsnap_store *s, const char *name, bool if_stale,
 	if (r == -ENOPKG) {
 		if (!have)
 			return snapshot_no_such(s, name, err);
+		if (meta_lost(s, &m))
+			return snapshot_lost(name, false, err);
 		return snapshot_check_major(s, name, &m, false, err);
 	}
 	return r;

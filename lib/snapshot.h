@@ -20,6 +20,10 @@ typedef struct snap_meta {
 	char origin[16];     /* shipped, recipe, now, save, import */
 	char now[128];
 	int64_t created_ms;
+	/* The boot id of the machine while the files may still be only in
+	 * its page cache (import: synced in the background, snapsync.c);
+	 * empty once they are on disk. */
+	char unsynced[40];
 } snap_meta;
 
 /* The PostgreSQL this store runs: version, binary identity, machine. */
@@ -46,6 +50,19 @@ int snapshot_check_major(pgsnap_store *s, const char *name,
 int meta_read(const char *snapdir, snap_meta *m);
 int meta_write(const pgsnap_store *s, const char *snapdir,
 	       const snap_meta *m, pgsnap_error *err);
+/* meta's text; its length, or -ENAMETOOLONG when len is too small. */
+int meta_format(const snap_meta *m, char *buf, size_t len);
+/* Was this snapshot still being written to disk when the machine last
+ * restarted?  Then its files may be torn: it is never used. */
+bool meta_lost(const pgsnap_store *s, const snap_meta *m);
+/* The one line saying so; -ESTALE. */
+int snapshot_lost(const char *name, bool known, pgsnap_error *err);
+
+/* snapsync.c: make the snapshot directory dfd durable in a detached
+ * process (syncfs), then write meta_text (the same meta without
+ * `unsynced`) over its meta. */
+int snap_sync_later(const pgsnap_store *s, int dfd, const char *meta_text,
+		    size_t len);
 
 /* home/snapshots/.NAME.lock, locked (LOCK_EX or LOCK_SH); *fd owns it. */
 int snap_lock(const pgsnap_store *s, const char *name, int how, int *fd,
@@ -59,9 +76,19 @@ int snapshot_remove_dir(const pgsnap_store *s, const char *name,
 /* How many registry records (live or starting clones) use this snapshot. */
 int snap_clones(const pgsnap_store *s, const char *name, pgsnap_error *err);
 /* Put a complete build directory in place of NAME (atomic swap); the old
- * one is deleted, or retired while clones of it are alive. */
+ * one is deleted, or retired while clones of it are alive.  Unless
+ * SNAP_INSTALL_LAZY, the manifest is written first and the files synced;
+ * with it, both are left for later (the manifest to the first clone that
+ * needs it, the sync to snap_sync_later: meta must say `unsynced`). */
+#define SNAP_INSTALL_LAZY 1
 int snap_install(const pgsnap_store *s, const char *build, const char *name,
-		 pgsnap_error *err);
+		 int flags, pgsnap_error *err);
+/* snapshot_move.c: install build as NAME under its lock: refused when
+ * NAME exists (unless force), nothing done when NAME has key already
+ * (*installed 0); flags as snap_install's. */
+int install_checked(pgsnap_store *s, const char *build, const char *name,
+		    int force, const char *key, int flags, int *installed,
+		    pgsnap_error *err);
 /* A fresh .build-NAME-RAND directory owned by the server user. */
 int snap_build_dir(const pgsnap_store *s, const char *name, char *buf,
 		   size_t len, pgsnap_error *err);

@@ -544,7 +544,7 @@ int snap_build(pgsnap_store *s, const build_req *q, pgsnap_error *err)
 		goto fail;
 	remove_leftovers(&b);
 	if ((r = write_recipe_and_meta(&b, err)) < 0 ||
-	    (r = snap_install(s, b.dir, rc->name, err)) < 0)
+	    (r = snap_install(s, b.dir, rc->name, 0, err)) < 0)
 		goto fail;
 	progress(&b, "done");
 	free_env(&b);

@@ -1,8 +1,8 @@
 /*
- * snapstore.c - where snapshots live and what they are: their directory,
- * meta, the PostgreSQL that made them, locks, putting a complete build in
- * place atomically, listing, removing, and collecting leftovers.  The
- * decisions of `new` and builds (snapshot.c) rest on this.
+ * snapstore.c - where snapshots live: their directory, locks, putting a
+ * complete build in place atomically, listing, removing, and collecting
+ * leftovers (what a snapshot is, its meta: snapmeta.c).  The decisions of
+ * `new` and builds (snapshot.c) rest on this.
  *
  * A snapshot is home/snapshots/NAME/ holding data/ (a cleanly shut down
  * data directory owned by the server user), meta (key, PostgreSQL version,
@@ -44,142 +44,6 @@ int snapshot_check_name(const char *name, pgsnap_error *err)
 			"'-', '.'; at most 63; not starting with '.' or '-')",
 			name);
 	return 0;
-}
-
-/* ---- PostgreSQL identity ---------------------------------------------- */
-
-/* `postgres -V` costs a process; its answer is cached beside the
- * snapshots, keyed by the binary's inode, size and mtime. */
-static int ask_version(const pgsnap_store *s, const char *prog, char *buf,
-		       size_t len)
-{
-	char *argv[] = { "postgres", "-V", NULL };
-	spawn_opts o = { .store = s };
-	ssize_t r = spawn_capture(prog, argv, &o, 10000, buf, len);
-
-	return r < 0 ? (int)r : 0;
-}
-
-int pg_identity(pgsnap_store *s, pg_ident *id, pgsnap_error *err)
-{
-	char prog[600], cache[700], stamp[128], out[256];
-	cleanup_free char *text = NULL;
-	struct utsname u;
-	struct stat st;
-	const char *v;
-	int r;
-
-	memset(id, 0, sizeof(*id));
-	snprintf(prog, sizeof(prog), "%s/postgres", s->bindir);
-	if (stat(prog, &st) < 0)
-		return pgsnap_errno(err, errno, "cannot stat %s", prog);
-	snprintf(id->bin, sizeof(id->bin), "%lld:%lld", (long long)st.st_size,
-		 (long long)st.st_mtime);
-	uname(&u);
-	snprintf(id->arch, sizeof(id->arch), "%s", u.machine);
-	snprintf(stamp, sizeof(stamp), "%llu:%llu:%lld:%lld.%ld",
-		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-		 (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-		 st.st_mtim.tv_nsec);
-	snprintf(cache, sizeof(cache), "%s/snapshots/.pg-identity", s->home);
-	if (read_file(cache, 4096, &text, NULL) == 0) {
-		size_t sl = strlen(stamp);
-		if (!strncmp(text, stamp, sl) && text[sl] == ' ') {
-			snprintf(id->version, sizeof(id->version), "%.*s",
-				 (int)strcspn(text + sl + 1, "\n"),
-				 text + sl + 1);
-		}
-	}
-	if (!id->version[0]) {
-		char line[256];
-		r = ask_version(s, prog, out, sizeof(out));
-		v = r == 0 ? strstr(out, "(PostgreSQL) ") : NULL;
-		if (!v)
-			return pgsnap_err(err, EIO, "cannot tell the version "
-				"of %s ('%s -V' said: %.100s)", prog, prog,
-				r == 0 ? out : strerror(-r));
-		v += strlen("(PostgreSQL) ");
-		snprintf(id->version, sizeof(id->version), "%.*s",
-			 (int)strcspn(v, " \n"), v);
-		r = snprintf(line, sizeof(line), "%s %s\n", stamp, id->version);
-		write_file_atomic(cache, line, (size_t)r, 0644);
-	}
-	id->major = (int)strtol(id->version, NULL, 10);
-	if (id->major <= 0)
-		return pgsnap_err(err, EIO, "cannot read the PostgreSQL version "
-				  "'%s'", id->version);
-	snprintf(s->pg_version, sizeof(s->pg_version), "%s", id->version);
-	s->pg_major = id->major;
-	return 0;
-}
-
-/* ---- meta ---------------------------------------------------------------- */
-
-static void meta_field(const char *text, const char *key, char *out,
-		       size_t len)
-{
-	size_t kl = strlen(key);
-	const char *p = text;
-
-	out[0] = '\0';
-	while (p && *p) {
-		if (!strncmp(p, key, kl) && p[kl] == '=') {
-			p += kl + 1;
-			snprintf(out, len, "%.*s", (int)strcspn(p, "\n"), p);
-			return;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-}
-
-int meta_read(const char *snapdir, snap_meta *m)
-{
-	char path[700], num[32];
-	cleanup_free char *text = NULL;
-	int r;
-
-	memset(m, 0, sizeof(*m));
-	snprintf(path, sizeof(path), "%s/meta", snapdir);
-	if ((r = read_file(path, 65536, &text, NULL)) < 0)
-		return r;
-	meta_field(text, "format", num, sizeof(num));
-	m->format = (int)strtol(num, NULL, 10);
-	meta_field(text, "name", m->name, sizeof(m->name));
-	meta_field(text, "key", m->key, sizeof(m->key));
-	meta_field(text, "pg_version", m->pg_version, sizeof(m->pg_version));
-	meta_field(text, "pg_major", num, sizeof(num));
-	m->pg_major = (int)strtol(num, NULL, 10);
-	meta_field(text, "arch", m->arch, sizeof(m->arch));
-	meta_field(text, "from", m->from, sizeof(m->from));
-	meta_field(text, "origin", m->origin, sizeof(m->origin));
-	meta_field(text, "now", m->now, sizeof(m->now));
-	meta_field(text, "created_ms", num, sizeof(num));
-	m->created_ms = strtoll(num, NULL, 10);
-	return 0;
-}
-
-int meta_write(const pgsnap_store *s, const char *snapdir, const snap_meta *m,
-	       pgsnap_error *err)
-{
-	char path[700], buf[2048];
-	fs_ids ids;
-	int n, r;
-
-	if (strchr(m->now, '\n'))
-		return pgsnap_err(err, EINVAL, "--now: no newline, please");
-	n = snprintf(buf, sizeof(buf),
-		     "format=%d\nname=%s\nkey=%s\npg_version=%s\npg_major=%d\n"
-		     "arch=%s\nfrom=%s\norigin=%s\nnow=%s\ncreated_ms=%lld\n",
-		     SNAP_META_FORMAT, m->name, m->key, m->pg_version,
-		     m->pg_major, m->arch, m->from, m->origin, m->now,
-		     (long long)m->created_ms);
-	snprintf(path, sizeof(path), "%s/meta", snapdir);
-	ids = fs_become(s);
-	r = write_file_atomic(path, buf, (size_t)n, 0644);
-	fs_restore(ids);
-	return r < 0 ? pgsnap_errno(err, r, "cannot write %s", path) : 0;
 }
 
 /* ---- locks, build directories, installing ------------------------------- */
@@ -236,19 +100,22 @@ int snap_clones(const pgsnap_store *s, const char *name, pgsnap_error *err)
 }
 
 int snap_install(const pgsnap_store *s, const char *build, const char *name,
-		 pgsnap_error *err)
+		 int flags, pgsnap_error *err)
 {
 	char final[600], retired[700], suffix[17];
 	cleanup_close int dfd = -1;
 	int r;
 
-	if ((r = clone_prepare_snapshot(s, build, err)) < 0)
-		return r;
 	/* The golden is written without fsync (initdb --no-sync, fsync=off
-	 * while building): one syncfs makes it durable before it is named. */
-	dfd = open(build, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		syncfs(dfd);
+	 * while building): one syncfs makes it durable before it is named.
+	 * Lazy (import): meta says the files may not be on disk yet. */
+	if (!(flags & SNAP_INSTALL_LAZY)) {
+		if ((r = clone_prepare_snapshot(s, build, err)) < 0)
+			return r;
+		dfd = open(build, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0)
+			syncfs(dfd);
+	}
 	snapshot_dir(s, name, final, sizeof(final));
 	if (renameat2(AT_FDCWD, build, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
 		return 0;

@@ -168,7 +168,11 @@ timed now-none "pgsnap new (default), for reference" \
 # extracting the same archive into a directory placed as the store's build
 # directories are, what any tar-based import pays.  The cases
 # take turns, so that each meets the same machine (on ext4 the files that
-# the last round deleted slow the next one's file creation).
+# the last round deleted slow the next one's file creation).  An import
+# ends once the snapshot can be cloned: its syncfs runs on in the
+# background and the copy engine's manifest is made by its first copy
+# clone (docs/design.md, "Importing a snapshot"); a build syncs and
+# writes the manifest before it returns.
 say "  snapshot import vs build"
 MOVE=$BENCH_WORK/move
 # sample CASE CMD...: one sample of CMD, with MOVE/CASE/home its store.
@@ -221,7 +225,7 @@ for snap in default bench100; do
 		rm -rf "$MOVE"
 		k=$((k + 1))
 	done
-	summary "snap-import-$snap" "pgsnap snapshot import $snap.tar (fresh store)"
+	summary "snap-import-$snap" "pgsnap snapshot import $snap.tar (fresh store; sync in the background, manifest at the first copy clone)"
 	summary "snap-import-zst-$snap" "pgsnap snapshot import $snap.tar.zst (fresh store)"
 	summary "snap-tar-$snap" "tar -x of $snap.tar alone (floor)"
 	summary "snap-build-$snap" "$build_note"
