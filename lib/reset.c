@@ -294,11 +294,15 @@ static int take_spare(const pgsnap_store *s, pgsnap_clone *srv, void *arg)
 	return REG_PUT;
 }
 
-/* Terminate the sessions on db and rename it to away: the rename fails
- * while a terminated session is still on its way out, so it is tried
- * again for a while. */
-static int rename_away(PGconn *conn, const char *db, const char *away,
-		       pgsnap_error *err)
+/* End the sessions on db and rename it to away.  Its backends are sent
+ * SIGTERM, as pg_terminate_backend does (they read "terminating
+ * connection due to administrator command"), found by their process
+ * titles: the rename waits in 100 ms steps (CountOtherDBBackends) while
+ * one is on its way out, and pg_stat_activity forgets one before it is
+ * out, while its process lives until it is out of the proc array.  A
+ * session that connects meanwhile makes the rename fail: again. */
+static int rename_away(PGconn *conn, pid_t pm, const char *db,
+		       const char *away, pgsnap_error *err)
 {
 	char sql[300];
 	int64_t deadline = mono_us() + RESET_STOP_MS * 1000LL;
@@ -306,14 +310,11 @@ static int rename_away(PGconn *conn, const char *db, const char *away,
 
 	snprintf(sql, sizeof(sql), "ALTER DATABASE %s RENAME TO %s", db, away);
 	for (;;) {
-		char kill[300];
-		snprintf(kill, sizeof(kill), "SELECT pg_terminate_backend(pid) "
-			 "FROM pg_stat_activity WHERE datname = '%s'", db);
-		if ((r = sql_exec(conn, kill, err)) < 0)
-			return r;
+		while (server_clients(pm, db, SIGTERM) > 0 &&
+		       mono_us() < deadline)
+			poll(NULL, 0, 1);
 		if ((r = sql_exec(conn, sql, err)) == 0 || mono_us() > deadline)
 			return r;
-		poll(NULL, 0, 2);
 	}
 }
 
@@ -331,7 +332,7 @@ static int reset_lease(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 		return pgsnap_err_wrap(err, r, "clone %s", c->id);
 	random_hex(rnd, 8);
 	snprintf(away, sizeof(away), "pgsnap_reset_%s", rnd);
-	if ((r = rename_away(conn, c->dbname, away, err)) < 0)
+	if ((r = rename_away(conn, c->pid, c->dbname, away, err)) < 0)
 		return pgsnap_err_wrap(err, r, "clone %s", c->id);
 	if ((r = registry_edit(s, c->parent, take_spare, &sp, err)) < 0)
 		return r;
