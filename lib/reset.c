@@ -33,6 +33,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -318,6 +319,66 @@ static int rename_away(PGconn *conn, pid_t pm, const char *db,
 	}
 }
 
+/* The service resets the leases of a few shared servers again and again:
+ * a session to each (template1, which no lease copies) kept between
+ * resets saves a backend start, most of a reset's time.  A kept session
+ * is checked before use and replaced if its server went; a kept one
+ * counts as no lease's client (those are counted per database). */
+#define KEPT_SESSIONS 4
+
+typedef struct kept_session {
+	pid_t pid;                   /* the shared server */
+	unsigned long long start;
+	PGconn *conn;
+} kept_session;
+
+static kept_session kept[KEPT_SESSIONS];
+static unsigned kept_next;
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int session_take(const pgsnap_clone *c, PGconn **out,
+			pgsnap_error *err)
+{
+	PGconn *conn = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&kept_mu);
+	for (i = 0; i < KEPT_SESSIONS && !conn; i++)
+		if (kept[i].conn && kept[i].pid == c->pid &&
+		    kept[i].start == c->pid_start) {
+			conn = kept[i].conn;
+			kept[i].conn = NULL;
+		}
+	pthread_mutex_unlock(&kept_mu);
+	if (conn && sql_exec(conn, "SELECT 1", NULL) == 0) {
+		*out = conn;
+		return 0;
+	}
+	PQfinish(conn);
+	return sql_connect(c->sockdir, c->port, "template1", out, err);
+}
+
+static void session_keep(const pgsnap_clone *c, PGconn **conn)
+{
+	PGconn *old;
+	unsigned i;
+
+	if (PQstatus(*conn) != CONNECTION_OK)
+		return; /* its owner finishes it */
+	pthread_mutex_lock(&kept_mu);
+	for (i = 0; i < KEPT_SESSIONS && kept[i].conn; i++)
+		;
+	if (i == KEPT_SESSIONS)
+		i = kept_next++ % KEPT_SESSIONS;
+	old = kept[i].conn;
+	kept[i].pid = c->pid;
+	kept[i].start = c->pid_start;
+	kept[i].conn = *conn;
+	*conn = NULL;
+	pthread_mutex_unlock(&kept_mu);
+	PQfinish(old);
+}
+
 static int reset_lease(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 {
 	cleanup_pgconn PGconn *conn = NULL;
@@ -328,7 +389,7 @@ static int reset_lease(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 	if (!proc_alive(c->pid, c->pid_start))
 		return pgsnap_err(err, ESRCH, "clone %s: its shared server is "
 				  "not running", c->id);
-	if ((r = sql_connect(c->sockdir, c->port, "template1", &conn, err)) < 0)
+	if ((r = session_take(c, &conn, err)) < 0)
 		return pgsnap_err_wrap(err, r, "clone %s", c->id);
 	random_hex(rnd, 8);
 	snprintf(away, sizeof(away), "pgsnap_reset_%s", rnd);
@@ -344,7 +405,10 @@ static int reset_lease(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 		r = dbs_recreate(conn, c->dbname, s->pg_major ? s->pg_major : 15,
 				 err);
 	}
-	return r < 0 ? pgsnap_err_wrap(err, r, "clone %s", c->id) : 0;
+	if (r < 0)
+		return pgsnap_err_wrap(err, r, "clone %s", c->id);
+	session_keep(c, &conn);
+	return 0;
 }
 
 /* Another process resets it now (a client retrying after the service it
