@@ -124,7 +124,7 @@ until_ok 10 unlisted "$id"; ok $? "and a -w 2 clone still goes on time"
 # -w 0: never stopped; the service leaves when nothing is left to watch.
 u=$("$PGSNAP" new -w 0)
 id=$(id_of "$u")
-until_ok 10 eval '[ -z "$(service_pids)" ]'
+until_ok 30 eval '[ -z "$(service_pids)" ]'
 ok $? "the service exits when only -w 0 clones are left"
 listed "$id"; ok $? "a -w 0 clone stays"
 "$PGSNAP" rm --all
