@@ -500,7 +500,9 @@ if want suite; then
 	else
 		row na "suite-$SUITE-service" - - - - - - "failed: $(tail -1 "$WORK/err")"
 	fi
-	"$PGSNAP" rm --all >/dev/null
+	# All but the template route's server (a clone of this store too).
+	"$PGSNAP" ls | awk -v u="$tpl_url" 'NR > 1 && $NF != u { print $1 }' |
+		xargs -r "$PGSNAP" rm >/dev/null
 	# The floor: the same tests on databases made beforehand, each
 	# already connected to once (its catalogs cached), all untimed: only
 	# the tests' own work is timed, and no route can beat it.

@@ -175,8 +175,8 @@ static int start_and_query(const pgsnap_store *s, const clone_job *job,
 	st.log_path = logp;
 	st.port = 5432;
 	st.timeout_ms = 60000;
-	if (job->wrapper[0]) {
-		st.wrapper = job->wrapper;
+	if (job->overlay.target) {
+		st.overlay = &job->overlay;
 		st.ready_dir = job->ready_dir;
 	}
 	t0 = mono_us();
