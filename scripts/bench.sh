@@ -412,6 +412,11 @@ fi
 # fresh pgsnap clone holds.
 PG_DEFAULTS="-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c wal_level=replica -c max_wal_senders=10 -c shared_buffers=128MB -c max_connections=100 -c max_logical_replication_workers=4 -c jit=on"
 tpl_url="" tpl_url_def=""
+# Every clone of the store but the template route's server (a clone too).
+rm_but_tpl() {
+	"$PGSNAP" ls | awk -v u="$tpl_url" 'NR > 1 && $NF != u { print $1 }' |
+		xargs -r "$PGSNAP" rm >/dev/null
+}
 if want template || want suite; then
 	# -w 0: no idle limit (gc would stop a server idle for the default 60 s).
 	tpl_url=$(PGSNAP_POOL=0 "$PGSNAP" new -w 0 -o "-c max_connections=100")
@@ -454,7 +459,7 @@ if want service; then
 	else
 		row na service-handout-64 - - - - - - "failed: $(tail -1 "$WORK/err")"
 	fi
-	"$PGSNAP" rm --all >/dev/null
+	rm_but_tpl
 fi
 
 # ---- 5. a test suite: SUITE tests, each a fresh DB + 5 queries --------------
@@ -500,9 +505,7 @@ if want suite; then
 	else
 		row na "suite-$SUITE-service" - - - - - - "failed: $(tail -1 "$WORK/err")"
 	fi
-	# All but the template route's server (a clone of this store too).
-	"$PGSNAP" ls | awk -v u="$tpl_url" 'NR > 1 && $NF != u { print $1 }' |
-		xargs -r "$PGSNAP" rm >/dev/null
+	rm_but_tpl
 	# The floor: the same tests on databases made beforehand, each
 	# already connected to once (its catalogs cached), all untimed: only
 	# the tests' own work is timed, and no route can beat it.
