@@ -389,7 +389,8 @@ static void pause_ms(long ms)
 static int unmount_detach(const char *mnt, const char *dev,
 			  pgsnap_error *err)
 {
-	int64_t until = mono_us() + 15 * 1000000;
+	/* Generous: a deleter on a loaded machine may take a while. */
+	int64_t until = mono_us() + 60 * 1000000LL;
 	cleanup_close int fd = -1;
 
 	while (umount2(mnt, UMOUNT_NOFOLLOW) < 0) {

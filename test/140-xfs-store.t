@@ -92,7 +92,10 @@ ok "$(shared "$g"; echo $?)" "the golden's file is shared (reflinked)"
 # use mounts it again, with everything on it.  (The service lets go of
 # the store first: a reboot would end it too.)
 "$PGSNAP" service stop >/dev/null
-until_ok 15 umount "$H/xfs"
+# (Stragglers of the clones, a trash deleter, a service on its way out,
+# let go in their time: long on a loaded machine under the sanitizers.)
+holders() { fuser -vm "$H/xfs" 2>&1 | while read -r l; do diag "$l"; done; }
+until_ok 60 umount "$H/xfs" || holders
 is "$(mounts | grep -c "$H/xfs ")" 0 "unmounted (as by a reboot)"
 ok "$(wait_for 10 eval '[ -z "$(loops)" ]'; echo $?)" "its loop device freed"
 if command -v setpriv >/dev/null && id postgres >/dev/null 2>&1; then
@@ -110,6 +113,7 @@ is "$(mounts | grep -c "^$H/xfs xfs$")" 1 "mounted on HOME/xfs"
 # Removed: nothing left.
 run "$PGSNAP" store rm
 is "$rc" 0 "store rm exits 0"
+[ "$rc" = 0 ] || { diag "$err"; holders; }
 like "$out" "XFS store removed" "and says so"
 is "$(mounts)" "" "no mount left under the store"
 ok "$(wait_for 10 eval '[ -z "$(loops)" ]'; echo $?)" "no loop device left"
