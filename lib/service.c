@@ -426,6 +426,10 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 	if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pid, (size_t)n, 0) < 0) {
 		/* only the pid shown to people */
 	}
+	/* The sentinel is forked while we have one thread: a child forked
+	 * beside other threads inherits whatever lock one of them held (an
+	 * allocator's, ours), and the sentinel may become the service. */
+	sentinel_start(&svc);
 	if (svc.wake_fd < 0 || listen_on(&svc, &err) < 0 ||
 	    pthread_create(&th, NULL, watcher, &svc) != 0) {
 		char msg[600];
@@ -434,13 +438,12 @@ void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 		if (write(ready_fd, msg, (size_t)n) < 0) {
 			/* the caller sees EOF */
 		}
-		_exit(1);
+		service_exit(&svc, 1);
 	}
 	if (write(ready_fd, "R", 1) < 0) {
 		/* our starter is gone: serve anyway */
 	}
 	close(ready_fd);
-	sentinel_start(&svc);
 	for (;;) {
 		int fd = accept4(svc.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {
