@@ -188,47 +188,29 @@ int trash_kick(const pgsnap_store *s)
 	return trash_kick_dir(s, path);
 }
 
+static void delete_run(void *arg)
+{
+	const dev_t *dev = arg;
+
+	setpriority(PRIO_PROCESS, 0, 10);
+	for (int pass = 0; pass < TRASH_PASSES && raw_empty(3, *dev, 0) == 0 &&
+	     lseek(3, 0, SEEK_SET) == 0 && dir_has_entries(3); pass++)
+		;
+}
+
 int trash_kick_dir(const pgsnap_store *s, const char *path)
 {
 	dev_t dev;
 	cleanup_close int fd = open_dir(path, &dev);
-	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	pid_t pid;
-	int status;
 
 	(void)s;
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
-	if (devnull < 0)
-		return -errno;
 	/* One deleter at a time: it holds the directory's lock (through its
 	 * fd 3) until it exits, and goes over the directory again for what
 	 * arrived meanwhile.  A fork per removal, per gc round, cost the
 	 * service more CPU than handing out databases. */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return errno == EWOULDBLOCK ? 0 : -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		/* The middle child exits at once: the deleter is orphaned
-		 * to init (or a subreaper) and nobody has to wait for it. */
-		if (fork() != 0)
-			_exit(0);
-		setsid();
-		/* Hold nothing of the parent's: no registry lock, no pipe
-		 * a shell waits on for EOF. */
-		if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 ||
-		    dup2(devnull, 2) < 0 || dup2(fd, 3) < 0)
-			_exit(1);
-		syscall(SYS_close_range, 4, ~0U, 0);
-		setpriority(PRIO_PROCESS, 0, 10);
-		for (int pass = 0; pass < TRASH_PASSES && raw_empty(3, dev, 0) == 0 &&
-		     lseek(3, 0, SEEK_SET) == 0 && dir_has_entries(3); pass++)
-			;
-		_exit(0);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+	return spawn_detached(fd, delete_run, &dev);
 }

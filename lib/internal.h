@@ -207,6 +207,11 @@ ssize_t spawn_capture(const char *path, char *const argv[],
  * ended, -ETIMEDOUT otherwise. Reaps it when it is our child. */
 int wait_pid_exit(pid_t pid, int timeout_ms);
 int pidfd_open_pid(pid_t pid);
+/* Run fn(arg) in a detached process (orphaned to init, its own session)
+ * holding nothing of ours: stdin/out/err on /dev/null, fd as its fd 3,
+ * every other descriptor closed.  fn may use only system calls (we may
+ * have other threads); the process exits when it returns.  0 or -errno. */
+int spawn_detached(int fd, void (*fn)(void *arg), void *arg);
 
 /* ---- server.c --------------------------------------------------------- */
 

@@ -52,34 +52,25 @@ static void sync_child(int dfd, const char *text, size_t len, bool chown_it,
 	fsync(dfd);
 }
 
+typedef struct sync_job {
+	const char *text;
+	size_t len;
+	bool chown_it;
+	uid_t uid;
+	gid_t gid;
+} sync_job;
+
+static void sync_run(void *arg)
+{
+	const sync_job *j = arg;
+
+	sync_child(3, j->text, j->len, j->chown_it, j->uid, j->gid);
+}
+
 int snap_sync_later(const pgsnap_store *s, int dfd, const char *meta_text,
 		    size_t len)
 {
-	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	pid_t pid;
-	int status;
+	sync_job j = { meta_text, len, s->as_root, s->uid, s->gid };
 
-	if (dfd < 0 || devnull < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		/* The middle child exits at once: the syncer is orphaned to
-		 * init (or a subreaper) and nobody waits for it. */
-		if (fork() != 0)
-			_exit(0);
-		setsid();
-		/* Hold nothing of the caller's: no lock, no pipe a shell
-		 * waits on for EOF. */
-		if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 ||
-		    dup2(devnull, 2) < 0 || dup2(dfd, 3) < 0)
-			_exit(1);
-		syscall(SYS_close_range, 4, ~0U, 0);
-		sync_child(3, meta_text, len, s->as_root, s->uid, s->gid);
-		_exit(0);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+	return spawn_detached(dfd, sync_run, &j);
 }

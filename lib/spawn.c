@@ -261,3 +261,33 @@ int wait_pid_exit(pid_t pid, int timeout_ms)
 	waitpid(pid, NULL, WNOHANG); /* reap it if it was our child */
 	return 0;
 }
+
+int spawn_detached(int fd, void (*fn)(void *arg), void *arg)
+{
+	cleanup_close int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t pid;
+	int status;
+
+	if (fd < 0 || devnull < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* The middle child exits at once: the worker is orphaned to
+		 * init (or a subreaper) and nobody has to wait for it. */
+		if (fork() != 0)
+			_exit(0);
+		setsid();
+		/* No lock of the caller's, no pipe a shell waits on for EOF. */
+		if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 ||
+		    dup2(devnull, 2) < 0 || dup2(fd, 3) < 0)
+			_exit(1);
+		syscall(SYS_close_range, 4, ~0U, 0);
+		fn(arg);
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
