@@ -104,29 +104,36 @@ static void make_shared(pgsnap_clone *c, int64_t now_ms_)
 	c->created_ms = now_ms_;
 }
 
+/* alive: whether the server of each record lives (-1: not asked yet),
+ * asked once per batch: /proc is read for it, and a burst of 64 handouts
+ * would otherwise read it 64 times per server. */
 static bool usable(const pgsnap_store *s, const pgsnap_clone *c,
-		   const char *state)
+		   signed char *alive, const char *state)
 {
-	return !strcmp(c->state, state) && !strcmp(c->boot_id, s->boot_id) &&
-	       c->dbs_used < c->dbs && proc_alive(c->pid, c->pid_start);
+	if (strcmp(c->state, state) || strcmp(c->boot_id, s->boot_id) ||
+	    c->dbs_used >= c->dbs)
+		return false;
+	if (*alive < 0)
+		*alive = proc_alive(c->pid, c->pid_start);
+	return *alive;
 }
 
 /* The server to take the next database from: one in use first (the one
  * with the fewest databases left: it ends the soonest), then a fresh one
  * from the pool. */
-static pgsnap_clone *pick(const pgsnap_store *s, pgsnap_clone *v, size_t n,
-			  int64_t now)
+static pgsnap_clone *pick(const pgsnap_store *s, pgsnap_clone *v,
+			  signed char *alive, size_t n, int64_t now)
 {
 	pgsnap_clone *best = NULL;
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (usable(s, &v[i], "shared") &&
+		if (usable(s, &v[i], &alive[i], "shared") &&
 		    (!best || v[i].dbs - v[i].dbs_used <
 		     best->dbs - best->dbs_used))
 			best = &v[i];
 	for (i = 0; !best && i < n; i++) {
-		if (usable(s, &v[i], "pooled") && v[i].dbs > 0) {
+		if (usable(s, &v[i], &alive[i], "pooled") && v[i].dbs > 0) {
 			best = &v[i];
 			make_shared(best, now);
 		}
@@ -140,17 +147,20 @@ size_t shared_take_n(const pgsnap_store *s, const pgsnap_clone *const *t,
 	cleanup_registry reg_lock l = REG_LOCK_INIT;
 	cleanup_free pgsnap_clone *v = NULL;
 	cleanup_free bool *dirty = NULL;
+	cleanup_free signed char *alive = NULL;
 	size_t nv, i, k;
 	int r;
 
 	if (!n || registry_lock(s, &l, err) < 0 ||
 	    registry_avail(s, t[0]->opts_sig, &v, &nv) < 0 ||
-	    !(dirty = calloc(nv ? nv : 1, sizeof(*dirty))))
+	    !(dirty = calloc(nv ? nv : 1, sizeof(*dirty))) ||
+	    !(alive = malloc(nv ? nv : 1)))
 		return 0;
+	memset(alive, -1, nv ? nv : 1);
 	/* One lock for all of them: a burst of handouts (64 workers of a
 	 * suite at once) waits for one lock, not for 64 in a row. */
 	for (k = 0; k < n; k++) {
-		pgsnap_clone *best = pick(s, v, nv, t[k]->created_ms);
+		pgsnap_clone *best = pick(s, v, alive, nv, t[k]->created_ms);
 		if (!best || lease_add(s, best, t[k], out[k], err) < 0)
 			break;
 		dirty[best - v] = true;
