@@ -209,62 +209,81 @@ static int new_opts(const proto_req *q, pgsnap_new_opts *o, long *count,
 	return ST_OK;
 }
 
-static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
-{
-	pgsnap_store *s;
-	pgsnap_new_opts o, ro;
-	cleanup_free pgsnap_clone *v = NULL;
-	jbuf built = { 0 }, b = { 0 };
-	long count, i;
+/* A new request's answer, which the thread that served it writes. */
+typedef struct new_reply {
+	conn *c;
+	jbuf built;                  /* the snapshots built on the way */
+	long count;
+	bool list;
 	int r;
+} new_reply;
 
-	if ((r = new_opts(q, &o, &count, err)) != ST_OK)
-		return r;
-	if (!(s = service_store_for(c->sv, proto_get(q, "user"), err)))
-		return ST_FAIL;
-	o.progress = on_built;
-	o.progress_ctx = &built;
-	if (new_opts_resolve(s, &o, &ro, err) < 0)
-		return ST_BAD;
-	if (!(v = calloc((size_t)count, sizeof(*v)))) {
-		pgsnap_err(err, ENOMEM, "out of memory");
-		return ST_FAIL;
+/* handout_deliver: one clone's fields, or a list of count. */
+static void new_answer(void *ctx, const pgsnap_clone *v)
+{
+	new_reply *nr = ctx;
+	jbuf b = { 0 };
+	long i;
+
+	jb_raw(&b, "{\"ok\": true");
+	if (nr->built.len) {
+		jb_key(&b, "built");
+		jb_raw(&b, "[");
+		jb_raw(&b, nr->built.p);
+		jb_raw(&b, "]");
 	}
-	/* A database of a shared server: the fast path (handout.c). */
-	if (count == 1 && ro.shared > 0 && !ro.build_if_stale)
-		r = handout_shared(c->sv, s, &ro, v, err);
-	else
-		r = clone_new_n(s, &ro, (size_t)count, v, err);
-	if (r == 0) {
-		jb_raw(&b, "{\"ok\": true");
-		if (built.len) {
-			jb_key(&b, "built");
-			jb_raw(&b, "[");
-			jb_raw(&b, built.p);
-			jb_raw(&b, "]");
-		}
-	}
-	free(built.p);
-	if (r < 0)
-		return ST_FAIL;
-	if (count == 1 && !proto_get(q, "count")) {
+	if (!nr->list) {
 		jb_clone_fields(&b, &v[0]);
 	} else {
 		jb_raw(&b, ", \"clones\": [");
-		for (i = 0; i < count; i++) {
+		for (i = 0; i < nr->count; i++) {
 			jb_raw(&b, i ? ", " : "");
 			jb_clone(&b, &v[i]);
 		}
 		jb_raw(&b, "]");
 	}
 	jb_raw(&b, "}\n");
-	r = answer(c, &b);
+	nr->r = answer(nr->c, &b);
 	free(b.p);
+}
+
+static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
+{
+	pgsnap_store *s;
+	pgsnap_new_opts o, ro;
+	cleanup_free pgsnap_clone *v = NULL;
+	new_reply nr = { .c = c };
+	int r;
+
+	if ((r = new_opts(q, &o, &nr.count, err)) != ST_OK)
+		return r;
+	if (!(s = service_store_for(c->sv, proto_get(q, "user"), err)))
+		return ST_FAIL;
+	o.progress = on_built;
+	o.progress_ctx = &nr.built;
+	if (new_opts_resolve(s, &o, &ro, err) < 0)
+		return ST_BAD;
+	if (!(v = calloc((size_t)nr.count, sizeof(*v)))) {
+		pgsnap_err(err, ENOMEM, "out of memory");
+		return ST_FAIL;
+	}
+	nr.list = nr.count != 1 || proto_get(q, "count");
+	/* A database of a shared server: the fast path (handout.c). */
+	if (nr.count == 1 && ro.shared > 0 && !ro.build_if_stale)
+		r = handout_shared(c->sv, s, &ro, v,
+				   nr.list ? NULL : new_answer, &nr, err);
+	else
+		r = clone_new_n(s, &ro, (size_t)nr.count, v, err);
+	if (r == 0)
+		new_answer(&nr, v);
+	free(nr.built.p);
+	if (r < 0)
+		return ST_FAIL;
 	/* After the answer: the caller uses its clone while the pool refills
 	 * (the pool is the service's server user's only). */
 	if (pool_size(s, &ro) > 0 && s == c->sv->s)
 		keeper_want(c->sv, &ro);
-	return r < 0 ? r : ST_OK;
+	return nr.r < 0 ? nr.r : ST_OK;
 }
 
 static int do_warm(conn *c, const proto_req *q, pgsnap_error *err)

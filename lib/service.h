@@ -33,7 +33,6 @@ typedef struct service {
 	 * the requests waiting to be served together (under hmu). */
 	struct prepared *prepared;
 	pthread_mutex_t hmu;
-	pthread_cond_t hcv;
 	struct handout *pending;
 	bool combining;
 } service;
@@ -71,9 +70,14 @@ void conn_done(conn *c);
 /* ---- handout.c: the fast path of new --shared ---- */
 
 /* A database of a warm shared server for resolved options o (the slow way
- * when none has one left). */
+ * when none has one left).  deliver (may be NULL) answers the caller: when
+ * its database comes from a batch served by another thread, that thread
+ * calls it at once (so a burst of callers is answered by one thread, not
+ * by waking each in turn), and handout_shared returns 1: answered. */
+typedef void handout_deliver(void *ctx, const pgsnap_clone *out);
 int handout_shared(service *sv, pgsnap_store *s, const pgsnap_new_opts *o,
-		   pgsnap_clone *out, pgsnap_error *err);
+		   pgsnap_clone *out, handout_deliver *deliver, void *ctx,
+		   pgsnap_error *err);
 #define HANDOUT_PREPARED 16          /* kinds of requests remembered */
 void handout_init(service *sv);
 

@@ -53,6 +53,44 @@ like "$(conv "pgsnap 1" "logs id=$id")" "\"log\": \"$PGSNAP_HOME/run/clones/$id/
 like "$(conv "pgsnap 1" "rm id=$id")" '"removed": 1' "rm answers"
 ok "$(wait_for 10 eval '[ -z "$("$PGSNAP" ls -q)" ]'; echo $?)" "and the clone goes"
 
+# A burst: 40 clients at once (served in batches by whichever thread
+# combines, and the slow way once the pool is out): each gets its own
+# database, all recorded, each answer on its own connection.
+out=$($PY - "$(service_sock)" <<'PY'
+import json, socket, sys, threading
+res = [None] * 40
+go = threading.Barrier(40)
+def one(i):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+    f = s.makefile("rwb")
+    f.write(b"pgsnap 1\n"); f.flush(); f.readline()
+    go.wait()
+    f.write(b"new shared=8 pool=2 timeout=0\n"); f.flush()
+    res[i] = json.loads(f.readline())
+    s.close()
+t = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+for x in t: x.start()
+for x in t: x.join()
+ok = [r for r in res if r and r.get("ok")]
+print(len(ok), len({r["url"] for r in ok}), len({r["id"] for r in ok}))
+for r in ok: print(r["id"], r["url"], r["database"])
+PY
+)
+is "$(head -1 <<<"$out")" "40 40 40" "a burst of 40: every one answered, 40 URLs, 40 ids"
+ids=$(sed 1d <<<"$out" | awk '{print $1}' | sort)
+is "$("$PGSNAP" ls -q | sort | grep -cxF -f <(echo "$ids"))" 40 "all 40 recorded"
+bad=0
+while read -r id url db; do
+	[ "$(q "$url" 'select current_database()')" = "$db" ] || bad=$((bad + 1))
+done < <(sed 1d <<<"$out")
+is "$bad" 0 "each URL connects to the database its answer names"
+"$PGSNAP" rm $ids >/dev/null
+ok "$(wait_for 30 eval '[ -z "$("$PGSNAP" ls -q)" ]'; echo $?)" "and they go"
+# Its pool and servers too: what follows counts what is left.
+conv "pgsnap 1" "forget snapshot=default" >/dev/null
+"$PGSNAP" rm --all >/dev/null
+ok "$(wait_for 30 eval '[ -z "$("$PGSNAP" ls -a -q)" ]'; echo $?)" "and so do their servers and pool, once forgotten"
+
 # Bad input: one error line each, the connection and the service live on.
 out=$(conv "pgsnap 1" "frobnicate" "new bogus=1" "new shared=x" "new a=1 a=2" "new shared=%zz" "rm" "new  shared=1" "ping")
 is "$(sed -n 2p <<<"$out" | field errno)" EINVAL "an unknown verb: EINVAL"
