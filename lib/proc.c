@@ -138,7 +138,7 @@ static bool is_client(pid_t pid, const char *db, bool *titled)
 			     strlen(helper_titles[i])))
 			return false;
 	if (!db)
-		return true;
+		return *titled = true;
 	p = strchr(title + 10, ' ');
 	if (!p)
 		return true;
