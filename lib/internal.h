@@ -107,6 +107,12 @@ int guard_fd_limit(pgsnap_error *err);
  * /tmp is not ours to write) when that path is too long for sun_path.
  * Decided before the record is first saved. */
 int sockdir_choose(const pgsnap_store *s, pgsnap_clone *c);
+/* c->sockdir as postgres is told it: relative to its data directory when
+ * both are in the clone's directory (else c->sockdir).  A postmaster
+ * removes its socket by that path as it exits: a relative one is its own
+ * wherever its directory has moved, so a reset may swap a pooled server's
+ * directory with the clone's and let the old server stop on its own. */
+const char *sockdir_arg(const pgsnap_clone *c, char *buf, size_t len);
 /* Create c->sockdir, mode 0700, owned by the server user. */
 int sockdir_make(const pgsnap_store *s, const pgsnap_clone *c,
 		 pgsnap_error *err);

@@ -65,7 +65,7 @@ static int record_new(const pgsnap_store *s, pgsnap_clone *c,
 int life_start(const pgsnap_store *s, pgsnap_clone *c, const clone_job *job,
 	       bool same_port, pgsnap_error *err)
 {
-	char logp[600];
+	char logp[600], sock[600];
 	server_start st = { 0 };
 	bool tcp = c->host[0] != '\0';
 	int tries, r;
@@ -74,7 +74,7 @@ int life_start(const pgsnap_store *s, pgsnap_clone *c, const clone_job *job,
 		return r;
 	snprintf(logp, sizeof(logp), "%s/log", c->dir);
 	st.datadir = c->datadir;
-	st.sockdir = c->sockdir;
+	st.sockdir = sockdir_arg(c, sock, sizeof(sock));
 	st.log_path = logp;
 	st.tcp = tcp;
 	st.server_opts = c->options[0] ? c->options : NULL;
@@ -276,9 +276,17 @@ static void stop_all(const pgsnap_store *s, life_victim *v, size_t n,
 		}
 		v[i].spid = find_server(&v[i].c, &v[i].sstart);
 		/* Its files go to the trash: only kept files need a clean
-		 * shutdown (immediate is ~6 ms instead of 10-35 ms). */
-		if (v[i].spid > 0)
-			kill(v[i].spid, v[i].keep_files ? SIGINT : SIGQUIT);
+		 * shutdown (immediate is ~6 ms instead of 10-35 ms).  Its
+		 * sessions are told too, and continued should a reset have
+		 * stopped them (reset.c), after the postmaster: it then takes
+		 * their exit for the shutdown, not for a crash. */
+		if (v[i].spid <= 0)
+			continue;
+		kill(v[i].spid, v[i].keep_files ? SIGINT : SIGQUIT);
+		if (!v[i].keep_files) {
+			server_clients(v[i].spid, NULL, SIGQUIT);
+			server_clients(v[i].spid, NULL, SIGCONT);
+		}
 	}
 	deadline = mono_us() + (int64_t)o->stop_timeout_ms * 1000;
 	for (i = 0; i < n; i++) {

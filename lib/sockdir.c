@@ -171,6 +171,25 @@ bool clone_paths_valid(const pgsnap_store *s, const pgsnap_clone *c)
 	return !strcmp(c->sockdir, want) || is_short(c, base, sizeof(base));
 }
 
+const char *sockdir_arg(const pgsnap_clone *c, char *buf, size_t len)
+{
+	size_t n = strlen(c->dir), at = 0;
+	const char *p;
+
+	if (strncmp(c->datadir, c->dir, n) || c->datadir[n] != '/' ||
+	    strncmp(c->sockdir, c->dir, n) || c->sockdir[n] != '/')
+		return c->sockdir;
+	for (p = c->datadir + n; *p; p++)
+		if (*p == '/' && p[1] && at + 4 < len) {
+			memcpy(buf + at, "../", 3);
+			at += 3;
+		}
+	if (snprintf(buf + at, len - at, "%s", c->sockdir + n + 1) >=
+	    (int)(len - at))
+		return c->sockdir;
+	return buf;
+}
+
 int sockdir_remove(const pgsnap_store *s, const pgsnap_clone *c)
 {
 	char inside[600];
