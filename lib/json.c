@@ -605,3 +605,28 @@ int json_to_clone(const json_doc *d, const json_node *o, pgsnap_clone *c)
 #undef NUM
 	return c->id[0] ? 0 : -EINVAL;
 }
+
+void jb_new_answer(jbuf *b, const char *built, const pgsnap_clone *v,
+		   size_t n, bool list)
+{
+	size_t i;
+
+	jb_raw(b, "{\"ok\": true");
+	if (built) {
+		jb_key(b, "built");
+		jb_raw(b, "[");
+		jb_raw(b, built);
+		jb_raw(b, "]");
+	}
+	if (!list) {
+		jb_clone_fields(b, &v[0]);
+	} else {
+		jb_raw(b, ", \"clones\": [");
+		for (i = 0; i < n; i++) {
+			jb_raw(b, i ? ", " : "");
+			jb_clone(b, &v[i]);
+		}
+		jb_raw(b, "]");
+	}
+	jb_raw(b, "}\n");
+}

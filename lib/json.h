@@ -25,6 +25,10 @@ void jb_field_int(jbuf *b, const char *key, long long v);
  * only its fields, inside an object the caller opened. */
 void jb_clone(jbuf *b, const pgsnap_clone *c);
 void jb_clone_fields(jbuf *b, const pgsnap_clone *c);
+/* The service's answer to new: one clone's fields, or (list) a list of n;
+ * built (may be NULL): the snapshots built on the way, as JSON strings. */
+void jb_new_answer(jbuf *b, const char *built, const pgsnap_clone *v,
+		   size_t n, bool list);
 
 typedef enum json_type {
 	JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT
