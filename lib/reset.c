@@ -31,6 +31,7 @@
 #include "reset.h"
 #include "snapshot.h"
 
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -42,6 +43,10 @@
 
 #define RESET_STOP_MS 10000
 #define RESET_JOIN_MS 60000
+/* The old server of an exchange lives this long after the answer (its
+ * sessions stopped): its processes' exit, ~7 ms of CPU here, would
+ * otherwise come out of the caller's first queries on two cores. */
+#define RESET_GRACE_MS 50
 
 static int claim_reset(const pgsnap_store *s, pgsnap_clone *cur, void *arg)
 {
@@ -160,10 +165,82 @@ static int move_socket(const pgsnap_store *s, const pgsnap_clone *c,
 	return 0;
 }
 
+/* Whether c's server was told its socket directory relative to its data
+ * directory (sockdir_arg): it then removes its own socket as it exits,
+ * wherever its directory is. */
+static bool socket_follows(const pgsnap_clone *c)
+{
+	char line[600];
+
+	return c->sockdir[0] && pidfile_line(c->datadir, 5, line,
+					      sizeof(line)) == 0 &&
+	       line[0] && line[0] != '/';
+}
+
+/* Record p, now naming the server that was the clone's (the directories
+ * were exchanged): that server's pid, for life_end to stop it. */
+typedef struct old_server {
+	pid_t pooled;                /* the pid the record still has */
+	pid_t pid;
+	unsigned long long start;
+} old_server;
+
+static int take_old_server(const pgsnap_store *s, pgsnap_clone *cur, void *arg)
+{
+	const old_server *o = arg;
+
+	(void)s;
+	if (!cur || strcmp(cur->state, "ready") || cur->pid != o->pooled)
+		return -ESTALE;
+	cur->pid = o->pid;
+	cur->pid_start = o->start;
+	return REG_PUT;
+}
+
+/* The clone and pooled server p exchange directories (one rename): the
+ * URL reaches p's server at once, and p's record, now naming the old
+ * server, is claimed into *old for the caller to end after its answer.
+ * 1 done, 0 not possible (nothing changed). */
+static int reset_exchange(pgsnap_store *s, pgsnap_clone *c,
+			  const pgsnap_clone *p, life_victim *old)
+{
+	old_server o = { p->pid, c->pid, c->pid_start };
+	size_t cn = strlen(c->dir), pn = strlen(p->dir);
+
+	if (!old || !socket_follows(c) || !socket_follows(p) ||
+	    strcmp(p->sockdir + pn, c->sockdir + cn) ||
+	    strcmp(p->datadir + pn, c->datadir + cn) ||
+	    p->port != c->port || o.pid <= 0 || !proc_alive(o.pid, o.start))
+		return 0;
+	if (renameat2(AT_FDCWD, c->dir, AT_FDCWD, p->dir, RENAME_EXCHANGE) < 0)
+		return 0;
+	/* The old server is out of the URL's reach, and its sessions answer
+	 * nothing more once the reset has (an application's pooled
+	 * connections must not see the old data): they are stopped now and
+	 * ended after the answer (reset_end_old), when the exit of the
+	 * server's processes no longer takes the CPU the caller needs. */
+	server_clients(o.pid, NULL, SIGSTOP);
+	test_pause(s, "reset-swap");
+	memset(old, 0, sizeof(*old));
+	old->c = *p;
+	old->c.pid = o.pid;
+	old->c.pid_start = o.start;
+	/* Should we die before it is claimed, its owner (us) is gone and gc
+	 * ends it; the clone's record says "resetting", which gc finishes. */
+	if (registry_edit(s, p->id, take_old_server, &o, NULL) < 0 ||
+	    life_claim(s, old, 1, life_want_same, NULL) != 1)
+		old->taken = false;
+	c->pid = p->pid;
+	c->pid_start = p->pid_start;
+	c->dbs = 0;
+	return 1;
+}
+
 /* The clone takes a server of the pool: 1 done, 0 none to take (or it
  * could not be moved: the caller starts one), or an error. */
 static int reset_swap(pgsnap_store *s, pgsnap_clone *c,
-		      const clone_engine *eng, pgsnap_error *err)
+		      const clone_engine *eng, life_victim *old,
+		      pgsnap_error *err)
 {
 	char away[700], rnd[9];
 	pgsnap_clone t = *c, p;
@@ -183,6 +260,8 @@ static int reset_swap(pgsnap_store *s, pgsnap_clone *c,
 		life_end_one(s, &p, NULL);
 		return 0;
 	}
+	if (reset_exchange(s, c, &p, old))
+		return 1;
 	if ((r = stop_server(c, err)) < 0) {
 		life_end_one(s, &p, NULL);
 		return r;
@@ -222,7 +301,8 @@ static int reset_swap(pgsnap_store *s, pgsnap_clone *c,
 	return 1;
 }
 
-static int reset_server(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
+static int reset_server(pgsnap_store *s, pgsnap_clone *c, life_victim *old,
+			pgsnap_error *err)
 {
 	const clone_engine *eng;
 	cleanup_close int held = -1;
@@ -236,7 +316,7 @@ static int reset_server(pgsnap_store *s, pgsnap_clone *c, pgsnap_error *err)
 				  "'%s'", c->id, c->method);
 	if ((r = snapshot_check(s, c->snapshot, err)) < 0)
 		return pgsnap_err_wrap(err, r, "clone %s", c->id);
-	if ((r = reset_swap(s, c, eng, err)) != 0)
+	if ((r = reset_swap(s, c, eng, old, err)) != 0)
 		return r < 0 ? r : 0;
 	if ((r = stop_server(c, err)) < 0)
 		return r;
@@ -444,6 +524,30 @@ static int join_reset(pgsnap_store *s, const pgsnap_clone *c,
 int clone_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
 		pgsnap_error *err)
 {
+	life_victim old = { 0 };
+	int r = clone_reset_later(s, ref, out, &old, err);
+
+	reset_end_old(s, &old, false);
+	return r;
+}
+
+void reset_end_old(const pgsnap_store *s, life_victim *old, bool grace)
+{
+	life_end_opts o = { .stop_timeout_ms = LIFE_STOP_TIMEOUT_MS,
+			    .trash_in_background = true };
+
+	if (!old->taken)
+		return;
+	if (grace)
+		usleep(RESET_GRACE_MS * 1000);
+	/* An immediate shutdown: its stopped sessions are told before they
+	 * go on, and answer nothing more (life.c). */
+	life_end(s, old, 1, &o);
+}
+
+int clone_reset_later(pgsnap_store *s, const char *ref, pgsnap_clone *out,
+		      life_victim *old, pgsnap_error *err)
+{
 	pgsnap_clone c;
 	int r;
 
@@ -461,13 +565,14 @@ int clone_reset(pgsnap_store *s, const char *ref, pgsnap_clone *out,
 	if (r < 0)
 		return pgsnap_err(err, r, "no clone '%s' in this store", ref);
 	r = clone_is_lease(&c) ? reset_lease(s, &c, err) :
-		reset_server(s, &c, err);
+		reset_server(s, &c, old, err);
 	/* Ready again, with a server or (failed) none: gc or another reset
 	 * takes it from there.  The old files go after the answer. */
 	if (registry_edit(s, c.id, settle_reset, &c, NULL) < 0 && r == 0)
 		r = pgsnap_err(err, ESTALE, "clone %s was removed during its "
 			       "reset", c.id);
-	if (!clone_is_lease(&c))
+	/* An exchanged server's files go with it, after the answer. */
+	if (!clone_is_lease(&c) && !(old && old->c.id[0]))
 		trash_kick(s);
 	if (r == 0 && out) {
 		snprintf(c.state, sizeof(c.state), "ready");

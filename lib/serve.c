@@ -91,6 +91,7 @@ static int fail(conn *c, const pgsnap_error *e, int status)
 
 typedef struct task {
 	service *sv;
+	bool reset;                  /* reset's replaced server, not rm's */
 	size_t n;
 	life_victim v[];
 } task;
@@ -103,7 +104,10 @@ static void *task_main(void *arg)
 	size_t i;
 
 	for (i = 0; i < t->n; i++)
-		clone_rm_finish(sv->s, &t->v[i]);
+		if (t->reset)
+			reset_end_old(sv->s, &t->v[i], true);
+		else
+			clone_rm_finish(sv->s, &t->v[i]);
 	free(t);
 	pthread_mutex_lock(&sv->mu);
 	idle = --sv->tasks == 0 && !sv->conns;
@@ -223,26 +227,9 @@ static void new_answer(void *ctx, const pgsnap_clone *v)
 {
 	new_reply *nr = ctx;
 	jbuf b = { 0 };
-	long i;
 
-	jb_raw(&b, "{\"ok\": true");
-	if (nr->built.len) {
-		jb_key(&b, "built");
-		jb_raw(&b, "[");
-		jb_raw(&b, nr->built.p);
-		jb_raw(&b, "]");
-	}
-	if (!nr->list) {
-		jb_clone_fields(&b, &v[0]);
-	} else {
-		jb_raw(&b, ", \"clones\": [");
-		for (i = 0; i < nr->count; i++) {
-			jb_raw(&b, i ? ", " : "");
-			jb_clone(&b, &v[i]);
-		}
-		jb_raw(&b, "]");
-	}
-	jb_raw(&b, "}\n");
+	jb_new_answer(&b, nr->built.len ? nr->built.p : NULL, v,
+		      (size_t)nr->count, nr->list);
 	nr->r = answer(nr->c, &b);
 	free(b.p);
 }
@@ -431,47 +418,54 @@ static int do_logs(conn *c, const proto_req *q, pgsnap_error *err)
 }
 
 /* reset and keep: one clone by id=, its record in the answer. */
+/* A verb on one clone; what it replaced (a reset's old server) ends after
+ * the answer. */
 static int do_on_clone(conn *c, const proto_req *q, pgsnap_error *err,
-		       const char *verb,
-		       int (*op)(pgsnap_store *, const char *, pgsnap_clone *,
-				 pgsnap_error *))
+		       bool reset)
 {
+	pgsnap_store *s = (pgsnap_store *)c->sv->s;
 	static const char *const keys[] = { "id", NULL };
 	const char *id = proto_get(q, "id");
+	life_victim later = { 0 };
 	pgsnap_clone cl;
 	jbuf b = { 0 };
-	int r;
+	bool failed;
+	task *t;
+	int r = 0;
 
 	if (proto_check(q, keys, err) < 0)
 		return ST_BAD;
 	if (!id) {
-		pgsnap_err(err, EINVAL, "%s: give id=", verb);
+		pgsnap_err(err, EINVAL, "%s: give id=", reset ? "reset" : "keep");
 		return ST_BAD;
 	}
-	if (op((pgsnap_store *)c->sv->s, id, &cl, err) < 0)
-		return ST_FAIL;
-	jb_raw(&b, "{\"ok\": true");
-	jb_clone_fields(&b, &cl);
-	jb_raw(&b, "}\n");
-	r = answer(c, &b);
-	free(b.p);
-	return r < 0 ? r : ST_OK;
-}
-
-static int keep_op(pgsnap_store *s, const char *id, pgsnap_clone *out,
-		   pgsnap_error *err)
-{
-	return life_keep(s, id, out, err);
+	failed = (reset ? clone_reset_later(s, id, &cl, &later, err) :
+		  life_keep(s, id, &cl, err)) < 0;
+	if (!failed) {
+		jb_raw(&b, "{\"ok\": true");
+		jb_clone_fields(&b, &cl);
+		jb_raw(&b, "}\n");
+		r = answer(c, &b);
+		free(b.p);
+	}
+	if (later.taken && (t = calloc(1, sizeof(*t) + sizeof(later)))) {
+		t->sv = c->sv;
+		t->reset = true;
+		t->n = 1;
+		t->v[0] = later;
+		finish_later(c->sv, t);
+	}
+	return failed ? ST_FAIL : r < 0 ? r : ST_OK;
 }
 
 static int do_reset(conn *c, const proto_req *q, pgsnap_error *err)
 {
-	return do_on_clone(c, q, err, "reset", clone_reset);
+	return do_on_clone(c, q, err, true);
 }
 
 static int do_keep(conn *c, const proto_req *q, pgsnap_error *err)
 {
-	return do_on_clone(c, q, err, "keep", keep_op);
+	return do_on_clone(c, q, err, false);
 }
 
 static int do_forget(conn *c, const proto_req *q, pgsnap_error *err)

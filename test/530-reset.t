@@ -193,12 +193,27 @@ u=$("$PGSNAP" new -s app -w 0)
 id=$(id_of "$u")
 until_ok 60 eval '[ "$(pooled | wc -l)" = 2 ]'
 before=$(pooled)
+old_pid=$(clone_pid "$u")
+is "$(sed -n 5p "$PGSNAP_HOME/run/clones/$id/data/postmaster.pid")" "../sock" "pool: a server is told its socket directory relative to its data"
 q "$u" 'create table junk (x int)' >/dev/null
-hold_session "$u"
+# A session open across the reset (an application's pooled connection):
+# what it sends after the reset has returned gets an error, never the
+# old data.
+rm -f "$TEST_TMP/app"; mkfifo "$TEST_TMP/app"
+psql -X -At -d "$u" <"$TEST_TMP/app" >"$TEST_TMP/app.out" 2>&1 &
+app=$!
+exec 8>"$TEST_TMP/app"
+echo "select 'before', count(*) from junk;" >&8
+until_ok 10 grep -q '^before|0$' "$TEST_TMP/app.out"
 run "$PGSNAP" reset "$u"
 is "$rc" 0 "pool: reset exits 0"
-release_session
+echo "select 'after', count(*) from junk;" >&8
+exec 8>&-
+wait "$app" 2>/dev/null
+ok "$(grep -q '^after' "$TEST_TMP/app.out"; echo $((!$?)))" "pool: a session open across the reset answers nothing after it"
+like "$(cat "$TEST_TMP/app.out")" "terminating connection|closed the connection" "pool: it is told its connection ended"
 ok "$(grep -qx "$(clone_pid "$u")" <<<"$before"; echo $?)" "pool: the clone is served by a server that was pooled"
+ok "$(until_ok 30 eval '! kill -0 '"$old_pid"' 2>/dev/null'; echo $?)" "pool: its old server stops (after the answer)"
 is "$(dump "$u")" "$pristine" "pool: the same URL holds the snapshot's data"
 is "$(state_of "$id")" ready "pool: ready"
 ok "$(until_ok 60 eval '[ "$(pooled | wc -l)" = 2 ]'; echo $?)" "pool: the pool refills"
