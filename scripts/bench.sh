@@ -297,8 +297,8 @@ if want pgsnap; then
 		esac
 		u=$(PGSNAP_POOL=2 "$PGSNAP" new $o -w 0) || continue
 		PGSNAP_POOL=2 timed "reset-$kind" "pgsnap reset of a $kind clone (pgsnap new $o), written to before" \
-			lat -b "psql -X -q -d '$u' -c 'create table if not exists junk (x int)'" \
-			-- sh -c '"$0" reset "$1" && echo "$1"' "$PGSNAP" "$u" --- true {}
+			lat -c "$u" -b "psql -X -q -d '$u' -c 'create table if not exists junk (x int)'" \
+			-- "$PGSNAP" reset "$u" --- true {}
 		"$PGSNAP" rm "$u" >/dev/null
 	done
 	"$PGSNAP" rm --all >/dev/null

@@ -2,14 +2,15 @@
  * timer.c - the benchmark driver of `make bench`: times, from outside,
  * "get a fresh PostgreSQL" up to its first answered query.
  *
- *   timer lat   [-n N] [-w WARMUP] [-u USER] [-b SHELL-CMD]
+ *   timer lat   [-n N] [-w WARMUP] [-u USER] [-b SHELL-CMD] [-c URL]
  *               -- CMD... [--- CLEANUP... {}]
  *       run CMD N times; each run: start CMD, read the conninfo/URL it
  *       prints last on stdout, wait for its exit, connect with libpq and
  *       answer `select 1`.  CLEANUP (untimed) runs after each, with {}
  *       replaced by the URL.  -u runs CMD and CLEANUP as USER (initdb
  *       refuses root).  -b runs before each run, untimed (e.g. wait
- *       until the pool is full again).
+ *       until the pool is full again).  -c URL: CMD prints nothing (a
+ *       reset in place): URL is the one to query once it has exited.
  *   timer tpl   [-n N] [-w W] -d ADMIN-CONNINFO -T TEMPLATE -S STRATEGY
  *       CREATE DATABASE ... TEMPLATE ... STRATEGY on a running server
  *       (admin connection kept open, as pgtestdb/IntegreSQL do), then
@@ -56,6 +57,7 @@ static const char *opt_user, *opt_samples, *opt_admin, *opt_tpl,
 	*opt_strategy = "WAL_LOG";
 static char **cmd, **cleanup, *before[] = { "sh", "-c", NULL, NULL };
 static char **urls;             /* -U */
+static const char *opt_connect; /* -c */
 static int nurls;
 static uid_t run_uid;
 static gid_t run_gid;
@@ -271,6 +273,8 @@ static double one_lat(int i, PGconn *admin, char *url, size_t len)
 			fprintf(stderr, "timer: %s exited %d\n", cmd[0], st);
 			return -1;
 		}
+		if (opt_connect)
+			snprintf(url, len, "%s", opt_connect);
 	}
 	if (queries_db(admin ? opt_admin : url, admin ? url : NULL, select1,
 		       1) < 0)
@@ -445,7 +449,7 @@ int main(int argc, char **argv)
 	mode = argv[1];
 	argv++;
 	argc--;
-	while ((ch = getopt(argc, argv, "+n:w:j:u:s:d:T:S:l:b:U:")) != -1) {
+	while ((ch = getopt(argc, argv, "+n:w:j:u:s:d:T:S:l:b:U:c:")) != -1) {
 		switch (ch) {
 		case 'n': opt_n = num(optarg, 1, 1000000); break;
 		case 'w': opt_warm = num(optarg, 0, 1000); break;
@@ -457,6 +461,7 @@ int main(int argc, char **argv)
 		case 'S': opt_strategy = optarg; break;
 		case 'l': break; /* a label, for the reader of ps */
 		case 'b': before[2] = optarg; break;
+		case 'c': opt_connect = optarg; break;
 		case 'U': load_urls(optarg); break;
 		default: die("bad option%s", "");
 		}
