@@ -185,17 +185,18 @@ static bool take_combined(service *sv, const pgsnap_clone *t, pgsnap_clone *out,
 }
 
 int handout_shared(service *sv, pgsnap_store *s, const pgsnap_new_opts *o,
-		   pgsnap_clone *out, handout_deliver *deliver, void *ctx,
-		   pgsnap_error *err)
+		   unsigned long long owner_start, pgsnap_clone *out,
+		   handout_deliver *deliver, void *ctx, pgsnap_error *err)
 {
 	new_prep p;
 	pgsnap_clone t;
 	int r;
 
+	__atomic_store_n(&sv->handout_us, mono_us(), __ATOMIC_RELAXED);
 	if ((r = new_check(o, err)) < 0 ||
 	    (r = prepared_for(sv, s, o, &p, err)) < 0)
 		return r;
-	new_template(s, o, &p, &t);
+	new_template(s, o, &p, owner_start, &t);
 	if (take_combined(sv, &t, out, deliver, ctx))
 		return deliver ? 1 : 0;
 	/* Nothing warm: the slow way, which may start a server. */

@@ -88,6 +88,7 @@ int split_words(const char *s, char ***argv, int *argc);
 int64_t tree_bytes(int dfd);
 /* Start time of a process (field 22 of /proc/PID/stat), 0 if gone. */
 unsigned long long proc_start_time(pid_t pid);
+unsigned long long proc_self_start_time(void);  /* ours, asked once */
 /* Its state letter (field 3: R, S, T, t, Z, ...), '?' if gone. */
 char proc_state(pid_t pid);
 /* Is pid alive and started at start (when start is not 0)? */
@@ -337,6 +338,11 @@ void registry_avail_del(const pgsnap_store *s, const char *sig,
 /* Their records (stale entries dropped); *out malloc'ed. */
 int registry_avail(const pgsnap_store *s, const char *sig,
 		   pgsnap_clone **out, size_t *n);
+/* Make the empty record files that spare writes a file creation (the
+ * service, off the handouts' path); how many were missing. */
+size_t registry_blanks_fill(const pgsnap_store *s);
+/* Remove them (under the lock: writers take them under it). */
+void registry_blanks_drop(const pgsnap_store *s);
 /* Temp files of writers that died; their number. */
 size_t registry_drop_stale_tmp(const pgsnap_store *s);
 /* Remove a damaged record file (name as registry_scan gave it). */

@@ -96,9 +96,18 @@ void jb_str(jbuf *b, const char *str)
 
 	put(b, "\"", 1);
 	while (*s) {
-		size_t n = utf8_len(s, (size_t)(end - s));
+		const unsigned char *run = s;
+		size_t n;
 		char esc[8];
 
+		/* Most of an answer is plain ASCII: copied a run at a time. */
+		while (*s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\')
+			s++;
+		if (s > run)
+			put(b, (const char *)run, (size_t)(s - run));
+		if (!*s)
+			break;
+		n = utf8_len(s, (size_t)(end - s));
 		if (n == 0) {
 			/* Bytes that are not UTF-8: U+FFFD, as a reader
 			 * would show them anyway. */

@@ -25,6 +25,7 @@
 #define KEEPER_PARALLEL 2
 #define KEEPER_FAILURES 3
 #define KEEPER_STOP_MS 15000
+#define KEEPER_SETTLE_US 5000   /* quiet after the last handout */
 
 struct keeper {
 	keeper *next;
@@ -131,7 +132,7 @@ static void *keeper_main(void *arg)
 	for (;;) {
 		struct pollfd p[2] = { { k->wake_fd, POLLIN, 0 }, { ifd, POLLIN, 0 } };
 		char drain[4096];
-		int64_t left;
+		int64_t left, settle;
 		int have, made;
 		bool stop;
 
@@ -140,6 +141,16 @@ static void *keeper_main(void *arg)
 		pthread_mutex_unlock(&sv->mu);
 		if (stop)
 			break;
+		/* Handouts still coming (a suite's workers asking at once):
+		 * servers are started, and the pool counted, once they
+		 * settle, not on the two cores their callers wait for (what
+		 * finds no warm database starts a server of its own). */
+		settle = __atomic_load_n(&sv->handout_us, __ATOMIC_RELAXED) +
+			 KEEPER_SETTLE_US - mono_us();
+		if (settle > 0) {
+			poll(NULL, 0, (int)(settle / 1000) + 1);
+			continue;
+		}
 		have = k->sig[0] ? pool_count(sv->s, k->sig) : 0;
 		if (have >= 0 && have < k->size) {
 			made = refill(k, k->size - have < KEEPER_PARALLEL ?
@@ -159,6 +170,8 @@ static void *keeper_main(void *arg)
 		left = last_use + ttl * 1000 - mono_us() / 1000;
 		if (left <= 0)
 			break;
+		/* The pool is full: the next burst's record files too. */
+		registry_blanks_fill(sv->s);
 		if (poll(p, ifd >= 0 ? 2 : 1, left > 60000 ? 60000 : (int)left) > 0) {
 			uint64_t v;
 			if (read(k->wake_fd, &v, sizeof(v)) < 0) {

@@ -146,7 +146,7 @@ int life_make(const pgsnap_store *s, life_make_req *q, pgsnap_clone *c,
 
 	snprintf(c->state, sizeof(c->state), "starting");
 	c->creator = getpid();
-	c->creator_start = proc_start_time(c->creator);
+	c->creator_start = proc_self_start_time();
 	if ((r = record_new(s, c, err)) < 0)
 		return r;
 	if ((r = mkdir_server(s, c->dir)) < 0) {
@@ -216,7 +216,7 @@ int life_claim(const pgsnap_store *s, life_victim *v, size_t n,
 	       pgsnap_error *err)
 {
 	cleanup_registry reg_lock l = REG_LOCK_INIT;
-	unsigned long long me_start = proc_start_time(getpid());
+	unsigned long long me_start = proc_self_start_time();
 	size_t i, claimed = 0;
 	int r;
 

@@ -58,7 +58,7 @@ int new_opts_resolve(const pgsnap_store *s, const pgsnap_new_opts *in,
 /* The record of a new clone, as far as the caller decides it. */
 static void fill_template(const pgsnap_store *s, const pgsnap_new_opts *o,
 			  const char *snap, const char *method,
-			  pgsnap_clone *c)
+			  unsigned long long owner_start, pgsnap_clone *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->snapshot, sizeof(c->snapshot), "%s", snap);
@@ -69,9 +69,10 @@ static void fill_template(const pgsnap_store *s, const pgsnap_new_opts *o,
 	snprintf(c->boot_id, sizeof(c->boot_id), "%s", s->boot_id);
 	snprintf(c->worker, sizeof(c->worker), "%s", o->worker ? o->worker : "");
 	c->creator = getpid();
-	c->creator_start = proc_start_time(c->creator);
+	c->creator_start = proc_self_start_time();
 	c->owner = o->owner;
-	c->owner_start = o->owner ? proc_start_time(o->owner) : 0;
+	c->owner_start = !o->owner ? 0 : owner_start ? owner_start :
+			 proc_start_time(o->owner);
 	c->timeout_s = o->timeout_s < 0 ? PGSNAP_DEFAULT_TIMEOUT_S : o->timeout_s;
 	c->keep = o->keep;
 	c->created_ms = now_ms();
@@ -122,9 +123,10 @@ bool new_prep_current(const new_prep *p)
 }
 
 void new_template(const pgsnap_store *s, const pgsnap_new_opts *o,
-		  const new_prep *p, pgsnap_clone *c)
+		  const new_prep *p, unsigned long long owner_start,
+		  pgsnap_clone *c)
 {
-	fill_template(s, o, p->snap, p->engine->name, c);
+	fill_template(s, o, p->snap, p->engine->name, owner_start, c);
 	snprintf(c->opts_sig, sizeof(c->opts_sig), "%s", p->sig);
 }
 
@@ -138,7 +140,7 @@ int clone_new_prepared(pgsnap_store *s, const pgsnap_new_opts *o,
 	pgsnap_clone c;
 	int r;
 
-	new_template(s, o, p, &c);
+	new_template(s, o, p, 0, &c);
 	if (!pooled && o->shared > 0) {
 		r = shared_take(s, &c, out, err);
 		/* None has a database left: one caller starts a server (the

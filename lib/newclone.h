@@ -34,8 +34,10 @@ int new_prepare(pgsnap_store *s, const pgsnap_new_opts *o, new_prep *p,
 		int *snap_lock, pgsnap_error *err);
 /* Is p still what new_prepare would decide (the snapshot not rebuilt)? */
 bool new_prep_current(const new_prep *p);
+/* owner_start: o->owner's start time if known (0: read from /proc). */
 void new_template(const pgsnap_store *s, const pgsnap_new_opts *o,
-		  const new_prep *p, pgsnap_clone *c);
+		  const new_prep *p, unsigned long long owner_start,
+		  pgsnap_clone *c);
 int clone_new_prepared(pgsnap_store *s, const pgsnap_new_opts *o,
 		       const new_prep *p, int *snap_lock, bool pooled,
 		       pgsnap_clone *out, pgsnap_error *err);

@@ -64,7 +64,7 @@ static int claim_reset(const pgsnap_store *s, pgsnap_clone *cur, void *arg)
 	(void)s;
 	snprintf(cur->state, sizeof(cur->state), "resetting");
 	cur->creator = getpid();
-	cur->creator_start = proc_start_time(cur->creator);
+	cur->creator_start = proc_self_start_time();
 	*c = *cur;
 	return REG_PUT;
 }

@@ -268,6 +268,7 @@ static bool try_exit(service *sv)
 		return false;
 	}
 	pthread_mutex_unlock(&sv->mu);
+	registry_blanks_drop(sv->s);
 	service_quit(sv);
 	return true;
 }
@@ -330,7 +331,7 @@ static void *watcher(void *arg)
 }
 
 /* Only the store's owner and root. */
-static bool peer_allowed(int fd, uid_t *uid)
+static bool peer_allowed(int fd, uid_t *uid, pid_t *pid)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
@@ -338,6 +339,7 @@ static bool peer_allowed(int fd, uid_t *uid)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		return false;
 	*uid = cr.uid;
+	*pid = cr.pid;
 	return cr.uid == 0 || cr.uid == geteuid();
 }
 
@@ -349,7 +351,7 @@ static void start_conn(service *sv, int fd)
 	uid_t uid = (uid_t)-1;
 
 	c = calloc(1, sizeof(*c));
-	if (c && !peer_allowed(fd, &uid)) {
+	if (c && !peer_allowed(fd, &uid, &c->pid)) {
 		/* Its first line is read, then answered with why (a client
 		 * that wrote first would see a broken pipe otherwise). */
 		struct timeval tv = { 2, 0 };

@@ -35,6 +35,7 @@ typedef struct service {
 	pthread_mutex_t hmu;
 	struct handout *pending;
 	bool combining;
+	int64_t handout_us;          /* the last handout asked (atomic) */
 } service;
 
 typedef struct conn {
@@ -42,6 +43,8 @@ typedef struct conn {
 	int fd;
 	bool refused;                /* another user's: told so, then closed */
 	unsigned uid;
+	pid_t pid;                   /* the peer, alive while connected */
+	unsigned long long pid_start; /* its start time once asked; 0: not */
 	size_t len;                  /* bytes read into buf */
 	char buf[PROTO_LINE_MAX];
 } conn;
@@ -70,14 +73,15 @@ void conn_done(conn *c);
 /* ---- handout.c: the fast path of new --shared ---- */
 
 /* A database of a warm shared server for resolved options o (the slow way
- * when none has one left).  deliver (may be NULL) answers the caller: when
+ * when none has one left); owner_start: o->owner's start time when the
+ * caller knows it (0: read from /proc).  deliver (may be NULL) answers the caller: when
  * its database comes from a batch served by another thread, that thread
  * calls it at once (so a burst of callers is answered by one thread, not
  * by waking each in turn), and handout_shared returns 1: answered. */
 typedef void handout_deliver(void *ctx, const pgsnap_clone *out);
 int handout_shared(service *sv, pgsnap_store *s, const pgsnap_new_opts *o,
-		   pgsnap_clone *out, handout_deliver *deliver, void *ctx,
-		   pgsnap_error *err);
+		   unsigned long long owner_start, pgsnap_clone *out,
+		   handout_deliver *deliver, void *ctx, pgsnap_error *err);
 #define HANDOUT_PREPARED 16          /* kinds of requests remembered */
 void handout_init(service *sv);
 

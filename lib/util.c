@@ -327,6 +327,21 @@ unsigned long long proc_start_time(pid_t pid)
 	return proc_stat(pid, &state);
 }
 
+unsigned long long proc_self_start_time(void)
+{
+	static pid_t pid;
+	static unsigned long long start;
+	pid_t me = getpid();
+
+	/* Ours never changes (a forked child asks again): every record a
+	 * service writes names it as creator. */
+	if (__atomic_load_n(&pid, __ATOMIC_ACQUIRE) != me) {
+		__atomic_store_n(&start, proc_start_time(me), __ATOMIC_RELAXED);
+		__atomic_store_n(&pid, me, __ATOMIC_RELEASE);
+	}
+	return __atomic_load_n(&start, __ATOMIC_RELAXED);
+}
+
 char proc_state(pid_t pid)
 {
 	char state;

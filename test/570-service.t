@@ -84,6 +84,10 @@ while read -r id url db; do
 	[ "$(q "$url" 'select current_database()')" = "$db" ] || bad=$((bad + 1))
 done < <(sed 1d <<<"$out")
 is "$bad" 0 "each URL connects to the database its answer names"
+# Once the handouts settle, its pool keeper makes the next burst's record
+# files ahead (registry.c: blanks).
+ok "$(wait_for 20 eval '[ -n "$(ls -A "$PGSNAP_HOME/run/records" | grep "^\.blank-")" ]'; echo $?)" \
+	"the service makes blank record files ahead"
 "$PGSNAP" rm $ids >/dev/null
 ok "$(wait_for 30 eval '[ -z "$("$PGSNAP" ls -q)" ]'; echo $?)" "and they go"
 # Its pool and servers too: what follows counts what is left.
