@@ -193,7 +193,8 @@ int handout_shared(service *sv, pgsnap_store *s, const pgsnap_new_opts *o,
 	int r;
 
 	__atomic_store_n(&sv->handout_us, mono_us(), __ATOMIC_RELAXED);
-	if ((r = new_check(o, err)) < 0 ||
+	/* An owner that is the connected peer lives: no /proc read. */
+	if ((r = owner_start ? guard_fd_limit(err) : new_check(o, err)) < 0 ||
 	    (r = prepared_for(sv, s, o, &p, err)) < 0)
 		return r;
 	new_template(s, o, &p, owner_start, &t);

@@ -25,7 +25,6 @@
 #define KEEPER_PARALLEL 2
 #define KEEPER_FAILURES 3
 #define KEEPER_STOP_MS 15000
-#define KEEPER_SETTLE_US 5000   /* quiet after the last handout */
 
 struct keeper {
 	keeper *next;
@@ -132,7 +131,7 @@ static void *keeper_main(void *arg)
 	for (;;) {
 		struct pollfd p[2] = { { k->wake_fd, POLLIN, 0 }, { ifd, POLLIN, 0 } };
 		char drain[4096];
-		int64_t left, settle;
+		int64_t left;
 		int have, made;
 		bool stop;
 
@@ -141,16 +140,10 @@ static void *keeper_main(void *arg)
 		pthread_mutex_unlock(&sv->mu);
 		if (stop)
 			break;
-		/* Handouts still coming (a suite's workers asking at once):
-		 * servers are started, and the pool counted, once they
-		 * settle, not on the two cores their callers wait for (what
-		 * finds no warm database starts a server of its own). */
-		settle = __atomic_load_n(&sv->handout_us, __ATOMIC_RELAXED) +
-			 KEEPER_SETTLE_US - mono_us();
-		if (settle > 0) {
-			poll(NULL, 0, (int)(settle / 1000) + 1);
-			continue;
-		}
+		/* Servers are started, and the pool counted, once a burst of
+		 * handouts passed (what finds no warm database meanwhile
+		 * starts a server of its own). */
+		service_settle(sv);
 		have = k->sig[0] ? pool_count(sv->s, k->sig) : 0;
 		if (have >= 0 && have < k->size) {
 			made = refill(k, k->size - have < KEEPER_PARALLEL ?

@@ -60,6 +60,8 @@ int service_ensure(const pgsnap_store *s, pgsnap_error *err);
 void service_main(const pgsnap_store *s, int lock_fd, int ready_fd)
 	__attribute__((noreturn));
 void service_wake(service *sv);
+/* Wait (briefly) for a burst of handouts to pass. */
+void service_settle(service *sv);
 /* The store whose server user is user (ours, or one opened for it). */
 pgsnap_store *service_store_for(service *sv, const char *user,
 				pgsnap_error *err);
