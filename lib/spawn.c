@@ -32,6 +32,7 @@ struct child_args {
 	const char *cwd;
 	int devnull, in, out;
 	bool drop, new_session;
+	struct sched_param sched;    /* zero: SCHED_OTHER's */
 	uid_t uid;
 	gid_t gid;
 	/* An overlay mounted in a user+mount namespace of the child's own. */
@@ -81,6 +82,9 @@ static __attribute__((noinline, noreturn)) void child_exec(struct child_args *a)
 		goto fail;
 	sigemptyset(&none);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, _NSIG / 8);
+	/* The service's connection threads are batch threads (serve.c):
+	 * what they start is scheduled as usual. */
+	syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &a->sched);
 	if (a->new_session && setsid() < 0)
 		goto fail;
 	if (a->userns && enter_userns(a) < 0)

@@ -50,6 +50,9 @@ like "$new" '"conninfo": "host=' "the answer has the fields of new --json"
 is "$(sed -n 3p <<<"$out")" '{"ok": true}' "ping on the same connection"
 like "$(conv "pgsnap 1" "ls")" "\"id\": \"$id\"" "ls lists it"
 like "$(conv "pgsnap 1" "logs id=$id")" "\"log\": \"$PGSNAP_HOME/run/clones/$id/log\"" "logs names its log"
+# Connection threads are batch threads (a burst's wakeups do not cut off
+# the thread answering it); the server one started is scheduled as usual.
+like "$(chrt -p "$(field pid <<<"$new")")" "policy: SCHED_OTHER" "a server started by a request is not a batch process"
 like "$(conv "pgsnap 1" "rm id=$id")" '"removed": 1' "rm answers"
 ok "$(wait_for 10 eval '[ -z "$("$PGSNAP" ls -q)" ]'; echo $?)" "and the clone goes"
 
