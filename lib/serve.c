@@ -235,18 +235,6 @@ static void new_answer(void *ctx, const pgsnap_clone *v)
 	free(b.p);
 }
 
-/* The start time of owner when it is the peer, asked once per connection:
- * a connected peer lives, so its pid is not yet another's (a burst of 64
- * handouts read /proc 64 times for it otherwise). */
-static unsigned long long owner_start(conn *c, pid_t owner)
-{
-	if (owner <= 0 || owner != c->pid)
-		return 0;
-	if (!c->pid_start)
-		c->pid_start = proc_start_time(owner);
-	return c->pid_start;
-}
-
 static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
 {
 	pgsnap_store *s;
@@ -270,7 +258,7 @@ static int do_new(conn *c, const proto_req *q, pgsnap_error *err)
 	nr.list = nr.count != 1 || proto_get(q, "count");
 	/* A database of a shared server: the fast path (handout.c). */
 	if (nr.count == 1 && ro.shared > 0 && !ro.build_if_stale)
-		r = handout_shared(c->sv, s, &ro, owner_start(c, ro.owner), v,
+		r = handout_shared(c->sv, s, &ro, conn_owner_start(c, ro.owner), v,
 				   nr.list ? NULL : new_answer, &nr, err);
 	else
 		r = clone_new_n(s, &ro, (size_t)nr.count, v, err);
@@ -610,10 +598,8 @@ void *conn_main(void *arg)
 	proto_req *q = malloc(sizeof(*q));
 	struct sched_param sp = { 0 };
 
-	/* A burst of requests wakes a thread each: as batch threads they do
-	 * not preempt the one answering the burst (a combining thread cut
-	 * off for milliseconds delayed every answer of its batch).  What
-	 * they start (a server on the slow way) is not (spawn.c). */
+	/* Batch: a burst's wakeups do not preempt the thread answering it
+	 * (what it spawns is not batch: spawn.c). */
 	sched_setscheduler(gettid(), SCHED_BATCH, &sp);
 	if (q && hello(c) == 0) {
 		for (;;) {

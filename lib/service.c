@@ -51,8 +51,6 @@
 #define LINGER_MS 5000
 /* How often snapshots unused for PGSNAP_SNAPSHOT_TTL are looked for. */
 #define SNAPSHOT_GC_MS 60000
-#define SETTLE_US 5000               /* quiet after the last handout */
-#define SETTLE_MAX_US 200000
 
 /* ---- where it is ---------------------------------------------------------- */
 
@@ -273,18 +271,6 @@ static bool try_exit(service *sv)
 	registry_blanks_drop(sv->s);
 	service_quit(sv);
 	return true;
-}
-
-void service_settle(service *sv)
-{
-	int64_t until = mono_us() + SETTLE_MAX_US, left;
-
-	/* Handouts still coming (a suite's workers asking at once): what
-	 * can wait (starting servers, a gc pass) does, not on the two cores
-	 * their callers wait for; never long. */
-	while ((left = __atomic_load_n(&sv->handout_us, __ATOMIC_RELAXED) +
-		SETTLE_US - mono_us()) > 0 && mono_us() < until)
-		poll(NULL, 0, (int)(left / 1000) + 1);
 }
 
 static void *watcher(void *arg)

@@ -71,6 +71,9 @@ void service_quit(service *sv);
 /* Leave on purpose (the sentinel then does not start another service). */
 void service_exit(service *sv, int status) __attribute__((noreturn));
 void conn_done(conn *c);
+/* owner's start time if it is c's peer (alive while connected: its pid is
+ * no other's), read once per connection; else 0. */
+unsigned long long conn_owner_start(conn *c, pid_t owner);
 
 /* ---- handout.c: the fast path of new --shared ---- */
 

@@ -1,15 +1,19 @@
 /*
  * svc.c - what the service's threads share (service.h): waking the
- * watcher, counting connections, the stores of other server users, and
- * leaving.
+ * watcher, waiting for a burst of handouts to pass, counting connections,
+ * a connection's peer, the stores of other server users, and leaving.
  */
 #include "internal.h"
 #include "service.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#define SETTLE_US 5000               /* quiet after the last handout */
+#define SETTLE_MAX_US 200000
 
 void service_exit(service *sv, int status)
 {
@@ -18,6 +22,30 @@ void service_exit(service *sv, int status)
 		/* it is gone already */
 	}
 	_exit(status);
+}
+
+void service_settle(service *sv)
+{
+	int64_t until = mono_us() + SETTLE_MAX_US, left;
+
+	/* Handouts still coming (a suite's workers asking at once): what
+	 * can wait (starting servers, a gc pass) does, not on the two cores
+	 * their callers wait for; never long. */
+	while ((left = __atomic_load_n(&sv->handout_us, __ATOMIC_RELAXED) +
+		SETTLE_US - mono_us()) > 0 && mono_us() < until)
+		poll(NULL, 0, (int)(left / 1000) + 1);
+}
+
+/* The start time of owner when it is the peer, asked once per connection:
+ * a connected peer lives, so its pid is not yet another's (a burst of 64
+ * handouts read /proc 64 times for it otherwise). */
+unsigned long long conn_owner_start(conn *c, pid_t owner)
+{
+	if (owner <= 0 || owner != c->pid)
+		return 0;
+	if (!c->pid_start)
+		c->pid_start = proc_start_time(owner);
+	return c->pid_start;
 }
 
 void service_wake(service *sv)
