@@ -122,6 +122,9 @@ void registry_unlockp(reg_lock *l)
 #define BLANKS 128
 
 static unsigned blank_hint;
+/* Blanks this process took, or found taken, since it last made them (all,
+ * at first): the keeper's every wake need not try 128 names. */
+static unsigned blanks_taken = BLANKS;
 
 static int blank_path(const pgsnap_store *s, unsigned i, char *buf, size_t len)
 {
@@ -141,6 +144,9 @@ static int take_blank(const pgsnap_store *s, char *path, size_t len)
 		if (blank_path(s, i, path, len) < 0)
 			return -1;
 		fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		/* Taken, or taken by another process: make more. */
+		if (fd >= 0 || errno == ENOENT)
+			__atomic_add_fetch(&blanks_taken, 1, __ATOMIC_RELAXED);
 		if (fd >= 0 || errno != ENOENT)
 			return fd;
 	}
@@ -153,6 +159,8 @@ size_t registry_blanks_fill(const pgsnap_store *s)
 	size_t made = 0;
 	unsigned i;
 
+	if (!__atomic_exchange_n(&blanks_taken, 0, __ATOMIC_RELAXED))
+		return 0;
 	/* No lock: a blank is created whole (empty) or not at all. */
 	for (i = 0; i < BLANKS; i++) {
 		int fd;
@@ -176,6 +184,7 @@ void registry_blanks_drop(const pgsnap_store *s)
 	for (i = 0; i < BLANKS; i++)
 		if (blank_path(s, i, path, sizeof(path)) == 0)
 			unlink(path);
+	__atomic_store_n(&blanks_taken, BLANKS, __ATOMIC_RELAXED);
 }
 
 /* ---- one record ---------------------------------------------------------- */
